@@ -1,0 +1,2 @@
+// Package examples holds services built on swimring that users can copy.
+package examples

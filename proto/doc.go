@@ -1,0 +1,2 @@
+// Package proto holds swimring's .proto files and their generated Go code.
+package proto

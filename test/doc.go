@@ -1,0 +1,2 @@
+// Package test holds swimring's multi-process integration and chaos tests.
+package test
