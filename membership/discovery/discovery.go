@@ -203,7 +203,7 @@ func isAlnum(c byte) bool {
 
 // trunc keeps error messages about untrusted input short.
 func trunc(s string) string {
-	const max = 64
+	const max = 40
 	if len(s) <= max {
 		return s
 	}
