@@ -66,11 +66,11 @@ func (d *dnsProvider) Discover(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovery: dns %s: %w", d.name, err)
 	}
-	addrs, err := joinIPs(ips, d.port)
+	hosts, err := canonicalIPs(ips)
 	if err != nil {
 		err = fmt.Errorf("discovery: dns %s: %w", d.name, err)
 	}
-	return sortUnique(addrs), err
+	return sortUnique(joinPorts(hosts, d.port)), err
 }
 
 // maxParallelLookups bounds the target lookups one SRV Discover runs at once.
@@ -156,22 +156,30 @@ func (d *srvProvider) Discover(ctx context.Context) ([]string, error) {
 
 	var addrs []string
 	for i, t := range targets {
+		hosts, err := canonicalIPs(ips[i])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("discovery: srv %s: target %s: %w", qname, t, err))
+		}
 		for _, p := range ports[t] {
-			a, err := joinIPs(ips[i], p)
-			if err != nil {
-				err = fmt.Errorf("discovery: srv %s: target %s: %w", qname, t, err)
-			}
-			addrs = append(addrs, a...)
-			errs = append(errs, err)
+			addrs = append(addrs, joinPorts(hosts, p)...)
 		}
 	}
 	return sortUnique(addrs), errors.Join(append(errs, lookupErrs...)...)
 }
 
-// joinIPs joins each resolver answer with port. Answers that are not usable
-// IP addresses are left out and reported, wrapping ErrInvalidAddress.
-func joinIPs(ips []string, port int) ([]string, error) {
-	addrs := make([]string, 0, len(ips))
+func joinPorts(hosts []string, port int) []string {
+	addrs := make([]string, len(hosts))
+	for i, h := range hosts {
+		addrs[i] = net.JoinHostPort(h, strconv.Itoa(port))
+	}
+	return addrs
+}
+
+// canonicalIPs returns resolver answers in canonical form. Answers that are
+// not usable IP addresses are left out and reported, wrapping
+// ErrInvalidAddress.
+func canonicalIPs(ips []string) ([]string, error) {
+	hosts := make([]string, 0, len(ips))
 	var errs []error
 	for _, s := range ips {
 		a, err := netip.ParseAddr(s)
@@ -184,7 +192,7 @@ func joinIPs(ips []string, port int) ([]string, error) {
 			errs = append(errs, fmt.Errorf("%w %q from resolver: %s", ErrInvalidAddress, trunc(s), why))
 			continue
 		}
-		addrs = append(addrs, net.JoinHostPort(h, strconv.Itoa(port)))
+		hosts = append(hosts, h)
 	}
-	return addrs, errors.Join(errs...)
+	return hosts, errors.Join(errs...)
 }

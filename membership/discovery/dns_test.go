@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -99,7 +100,7 @@ func TestDNSErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		port int
-	}{{"", 1}, {"a b", 1}, {"svc", 0}, {"svc", 65536}} {
+	}{{"", 1}, {"a b", 1}, {"a:b", 1}, {"svc", 0}, {"svc", 65536}} {
 		if _, err := DNS(tc.name, tc.port); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("DNS(%q, %d): %v, want ErrInvalidConfig", tc.name, tc.port, err)
 		}
@@ -162,9 +163,9 @@ func TestSRV(t *testing.T) {
 func TestSRVPartial(t *testing.T) {
 	bad := errors.New("cannot unmarshal DNS message")
 	r := &fakeResolver{
-		srvs:   []*net.SRV{{Target: "a.svc.", Port: 1}, {Target: "gone.svc.", Port: 1}},
+		srvs:   []*net.SRV{{Target: "a.svc.", Port: 1}, {Target: "gone.svc.", Port: 1}, {Target: "b.svc.", Port: 1}},
 		srvErr: bad, // *net.Resolver returns valid records alongside such errors
-		hosts:  map[string][]string{"a.svc.": {"10.0.0.1"}},
+		hosts:  map[string][]string{"a.svc.": {"10.0.0.1"}, "b.svc.": {"bogus"}},
 	}
 	d, _ := SRV("", "", "swim.ns.svc", WithResolver(r))
 	got, err := d.Discover(context.Background())
@@ -172,7 +173,8 @@ func TestSRVPartial(t *testing.T) {
 		t.Fatalf("got %q; the target that resolved must be kept", got)
 	}
 	var dnsErr *net.DNSError
-	if !errors.Is(err, bad) || !errors.As(err, &dnsErr) || !strings.Contains(err.Error(), "target gone.svc.") {
+	if !errors.Is(err, bad) || !errors.As(err, &dnsErr) || !strings.Contains(err.Error(), "target gone.svc.") ||
+		!errors.Is(err, ErrInvalidAddress) || !strings.Contains(err.Error(), `target b.svc.: invalid address "bogus"`) {
 		t.Fatalf("err = %v; want both the SRV error and the failed target", err)
 	}
 
@@ -199,6 +201,12 @@ func TestSRVContext(t *testing.T) {
 	}
 	d, _ := SRV("", "", "svc", WithResolver(r))
 	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got, err := d.Discover(ctx); got != nil || !errors.Is(err, context.Canceled) || r.srvArgs[2] != "" {
+		t.Fatalf("cancelled before the call: %q, %v, LookupSRV(%q); want no lookup", got, err, r.srvArgs)
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
 	go func() { <-r.entered; <-r.answered; cancel() }()
 	got, err := d.Discover(ctx)
 	if !errors.Is(err, context.Canceled) || !slices.Equal(got, []string{"10.0.0.1:1"}) {
@@ -245,5 +253,31 @@ func TestSRVBoundsParallelLookups(t *testing.T) {
 	}
 	if g.peak > maxParallelLookups {
 		t.Fatalf("%d lookups in flight at once, want at most %d", g.peak, maxParallelLookups)
+	}
+}
+
+// Targets still waiting for a lookup slot give up when ctx ends.
+func TestSRVContextWhileQueued(t *testing.T) {
+	n := maxParallelLookups + 4
+	r := &fakeResolver{block: map[string]bool{}, entered: make(chan string, n)}
+	for i := range n {
+		target := fmt.Sprintf("t%d.svc.", i)
+		r.srvs = append(r.srvs, &net.SRV{Target: target, Port: 1})
+		r.block[target] = true
+	}
+	d, _ := SRV("", "", "svc", WithResolver(r))
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for range maxParallelLookups {
+			<-r.entered
+		}
+		cancel()
+	}()
+	got, err := d.Discover(ctx)
+	if got != nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %q, %v; want nothing and Canceled", got, err)
+	}
+	if msg := err.Error(); strings.Count(msg, "context canceled") != n {
+		t.Fatalf("want one error per target, got %q", msg)
 	}
 }
