@@ -85,6 +85,9 @@ func SRV(service, proto, name string, opts ...Option) (Discoverer, error) {
 	if _, why := canonicalHost(name); why != "" {
 		return nil, fmt.Errorf("discovery: srv: %w: name %q: %s", ErrInvalidConfig, trunc(name), why)
 	}
+	if (service == "") != (proto == "") {
+		return nil, fmt.Errorf("discovery: srv: %w: service and proto must both be set or both be empty", ErrInvalidConfig)
+	}
 	for _, s := range []string{service, proto} {
 		if strings.ContainsFunc(s, func(r rune) bool { return r > 0x7f || !isAlnum(byte(r)) && r != '-' }) {
 			return nil, fmt.Errorf("discovery: srv: %w: service or proto %q: only letters, digits and '-'", ErrInvalidConfig, trunc(s))

@@ -184,7 +184,7 @@ func TestSRVPartial(t *testing.T) {
 		t.Fatalf("NXDOMAIN: %q, %v", got, err)
 	}
 
-	for _, args := range [][3]string{{"x", "tcp", ""}, {"x y", "tcp", "svc"}, {"x", "t_p", "svc"}} {
+	for _, args := range [][3]string{{"x", "tcp", ""}, {"x y", "tcp", "svc"}, {"x", "t_p", "svc"}, {"x", "", "svc"}, {"", "tcp", "svc"}} {
 		if _, err := SRV(args[0], args[1], args[2]); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("SRV%q: %v, want ErrInvalidConfig", args, err)
 		}

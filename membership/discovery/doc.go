@@ -6,7 +6,7 @@
 //
 //	Static("10.0.0.1:7946", "seed.example:7946") // a fixed, validated list
 //	File("/etc/swimring/seeds", 7946)            // one address a line, re-read when it changes
-//	DNS("swim.ns.svc.cluster.local", 7946)        // A/AAAA records (a Kubernetes headless service)
+//	DNS("swim.ns.svc.cluster.local", 7946)       // A/AAAA records (a Kubernetes headless service)
 //	SRV("gossip", "tcp", "swim.ns.svc")          // SRV records, targets resolved to IPs
 //	Multi(a, b)                                  // the union of several providers
 //
