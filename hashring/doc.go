@@ -4,4 +4,95 @@
 //
 // A Ring is an immutable snapshot: build a new one for every membership
 // change and share it freely; lookups take no lock.
+//
+// # Pieces
+//
+//   - Config: PartitionCount (P), ReplicationFactor, Load, Hasher. Every
+//     node of a cluster must use an equal Config. ReplicationFactor is
+//     consistent's number of virtual nodes per member on its hash circle,
+//     NOT data replication; for replicas use Ring.OwnerN.
+//   - New(cfg, members...) builds a Ring from a whole member set.
+//   - Builder applies Add/Remove deltas to one private consistent instance
+//     and hands out Ring snapshots; it is for the single goroutine that
+//     processes membership events.
+//   - Holder publishes the current Ring to concurrent readers through an
+//     atomic pointer.
+//   - Diff(old, new) lists the partitions whose owner changed: what a
+//     stateful service must hand off.
+//
+// # Read path
+//
+// Owner(key) is Hasher(key) % P and one index into a []string table:
+// no lock, no allocation (string keys are hashed with xxhash.Sum64String,
+// or, for a custom Hasher, passed as a read-only view of their bytes).
+// consistent.LocateKey does the same behind an RWMutex and a map; see
+// BENCHMARKS.md for both.
+//
+// # Placement and why New does not call consistent.New
+//
+// Placement is consistent v1.0.0's algorithm: each member gets
+// ReplicationFactor points on a hash circle (hash of "i:name"); partition p
+// sits at the hash of its 8-byte little-endian number and goes to the first
+// member clockwise that owns fewer than ceil(Load · P / N) partitions.
+// consistent.New re-sorts the circle after every member it inserts, so it is
+// quadratic in N (≈ 7 ms at N = 100 and ≈ 0.6 s at N = 1000 with P = 2039,
+// measured) and its API offers no batch insert. New therefore computes the
+// same circle, sorts it once and runs the same walk on slices (place.go).
+// Tests check it against the library itself: consistent.New over random
+// member sets and configs, and every Builder result (which is the library's
+// own table) against New.
+//
+// Two different members whose circle points coincide are refused with
+// ErrHashCollision: consistent would let insertion order pick the winner
+// (breaking "same member set ⇒ same owners") and could later dereference a
+// nil member on Remove. With xxhash this takes a 64-bit collision.
+//
+// # Choosing PartitionCount
+//
+// Bounded load caps a member at ceil(1.25 · P / N) partitions, so the
+// max/mean load is at most that cap divided by P/N; rounding up costs a lot
+// when P/N is small (P = 271 at N = 100: cap 4 over a mean of 2.71, 1.48).
+// The goals were max/mean ≤ 1.3 at N = 100 and a build ≤ 2 ms at N = 100.
+// Measured (BENCHMARKS.md): P = 1021 gives 1.27 at N = 100, P = 2039 gives
+// 1.275, P = 7919 1.25; building at N = 100 costs ≈ 0.3, 0.4 and 0.8 ms. The
+// default P = 2039 is a prime ≈ 20× the 100-node clusters the goals are set
+// for: it keeps max/mean ≤ 1.3 for clusters up to about 200 nodes (at
+// N = 1000 the cap of 3 over a mean of 2.04 gives 1.47; use a larger P for
+// such clusters), it leaves the build well under budget, and it keeps the
+// per-change work (Diff, Builder placement, hand-off lists) at ≈ 2000
+// entries.
+//
+// Moves: a join or leave moves more than the ideal 1/N of the partitions,
+// because full members push partitions on to their neighbours. How much
+// depends on whether the cap ceil(Load·P/N) changes between N and N±1: with
+// P = 2039 it is 26 for N = 99, 100 and 101, and a join or leave at N = 100
+// moves ≈ 1.3× the ideal; where the cap changes (e.g. P = 1999 leaving
+// N = 100, or P = 3067 joining it) it reached 1.8–2.3× in our measurements.
+// Any P has such steps at some N; hand-off code must cope with moves between
+// surviving members.
+//
+// # Ring order (OwnerN, PartitionOwners)
+//
+// The replicas of partition p are its owner, then the distinct owners of
+// p+1, p+2, … (wrapping), then, if needed, the members owning no partition
+// in name order. It needs nothing beyond the partition table, is
+// deterministic and lock-free, and spreads replicas with the table's bounded
+// load.
+//
+// # Checksum
+//
+// Ring.Checksum hashes the sorted member list (length-prefixed), P,
+// ReplicationFactor, Load and the hasher's identity (its Go type name and
+// its output on fixed probe inputs). Equal member sets and configs give
+// equal checksums on every node whatever the order of changes.
+//
+// # Errors
+//
+// Every error wraps one documented sentinel (ErrInvalidConfig, ErrNoMembers,
+// ErrEmptyMember, ErrDuplicateMember, ErrUnknownMember, ErrHashCollision,
+// ErrPartitionOutOfRange, ErrPlacement). Inputs that make consistent panic
+// (Load < 1, a nil hasher, lookups on an empty ring) are refused or answered
+// with an error before it sees them, and any library panic left is recovered
+// into ErrPlacement. A nil *Ring behaves as an empty ring with
+// DefaultConfig().
 package hashring

@@ -1,0 +1,110 @@
+package hashring
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+)
+
+// This file reproduces, step for step, the placement of
+// github.com/buraksezer/consistent v1.0.0 (consistent.go: add, averageLoad,
+// distributePartitions, distributeWithLoad) for a whole member set at once.
+//
+// Why not consistent.New? It re-sorts the whole circle after every member it
+// adds, so building N members costs N sorts of up to N·ReplicationFactor
+// points: hundreds of milliseconds at N = 1000 (BENCHMARKS.md). Its API has
+// no batch insert. placeAll computes the same circle, sorts it once, and
+// then runs the same bounded-load walk, with slices instead of maps.
+// TestPlaceMatchesConsistent and the Builder tests (which use the library
+// itself) check that both give identical partition tables.
+
+// vnode is one point on the hash circle.
+type vnode struct {
+	hash   uint64
+	member int32 // index into the sorted member list
+}
+
+// vnodeKey is consistent's replicaKey: fmt.Sprintf("%d:%s", idx, name),
+// built without fmt.
+func vnodeKey(buf []byte, name string, idx int) []byte {
+	buf = strconv.AppendInt(buf[:0], int64(idx), 10)
+	buf = append(buf, ':')
+	return append(buf, name...)
+}
+
+// placeAll assigns every partition to a member. members must be sorted,
+// distinct and non-empty; cfg must have its defaults filled. The result maps
+// partition → index into members.
+func placeAll(cfg Config, members []string) ([]int32, error) {
+	n := len(members)
+	if n == 0 {
+		return nil, nil
+	}
+	h := cfg.Hasher
+	rf := cfg.ReplicationFactor
+
+	// The circle: every member's virtual nodes, sorted by hash.
+	circle := make([]vnode, 0, n*rf)
+	var buf []byte
+	for i, m := range members {
+		for r := 0; r < rf; r++ {
+			buf = vnodeKey(buf, m, r)
+			circle = append(circle, vnode{hash: h.Sum64(buf), member: int32(i)})
+		}
+	}
+	slices.SortFunc(circle, func(a, b vnode) int {
+		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.member, b.member))
+	})
+	// Two members on one point: consistent keeps whichever was added last,
+	// so the result would depend on insertion order. Refuse it. (Two points
+	// of the same member may coincide: consistent keeps both entries, and so
+	// does this circle; the walk below visits that member twice, as
+	// consistent does.)
+	for i := 1; i < len(circle); i++ {
+		if circle[i].hash == circle[i-1].hash && circle[i].member != circle[i-1].member {
+			return nil, fmt.Errorf("%w: members %q and %q share circle point %#x",
+				ErrHashCollision, members[circle[i-1].member], members[circle[i].member], circle[i].hash)
+		}
+	}
+
+	// consistent.averageLoad, computed with the same float64 operations.
+	avgLoad := math.Ceil(float64(cfg.PartitionCount) / float64(n) * cfg.Load)
+	// consistent keeps loads as float64; small integers are exact in float64,
+	// so this comparison matches its `load+1 <= avgLoad`.
+	loads := make([]float64, n)
+	owners := make([]int32, cfg.PartitionCount)
+	var bs [8]byte
+	for p := range owners {
+		binary.LittleEndian.PutUint64(bs[:], uint64(p))
+		key := h.Sum64(bs[:])
+		idx := sort.Search(len(circle), func(i int) bool { return circle[i].hash >= key })
+		if idx >= len(circle) {
+			idx = 0
+		}
+		placed := false
+		for count := 0; count < len(circle); count++ {
+			m := circle[idx].member
+			if loads[m]+1 <= avgLoad {
+				owners[p] = m
+				loads[m]++
+				placed = true
+				break
+			}
+			idx++
+			if idx >= len(circle) {
+				idx = 0
+			}
+		}
+		if !placed {
+			// consistent panics "not enough room to distribute partitions";
+			// unreachable with Load >= 1, kept as an error.
+			return nil, fmt.Errorf("%w: no room for partition %d (P=%d, members=%d, Load=%v)",
+				ErrPlacement, p, cfg.PartitionCount, n, cfg.Load)
+		}
+	}
+	return owners, nil
+}
