@@ -14,10 +14,10 @@ func FuzzRing(f *testing.F) {
 	f.Add("a,b,c", "key", uint16(31), uint8(3), 1.25, uint8(1))
 	f.Add("node-1,node-2", "", uint16(7), uint8(1), 1.0, uint8(0))
 	f.Add("x", "\x00\xff", uint16(1), uint8(20), 5.0, uint8(9))
-	f.Add("a,,b", "k", uint16(13), uint8(2), 1.25, uint8(0))      // empty member
-	f.Add("a,b,a", "k", uint16(13), uint8(2), 1.25, uint8(0))     // duplicate
-	f.Add("a,b", "k", uint16(13), uint8(2), 0.5, uint8(0))        // Load < 1
-	f.Add("", "k", uint16(0), uint8(0), 0.0, uint8(0))            // empty ring, defaults
+	f.Add("a,,b", "k", uint16(13), uint8(2), 1.25, uint8(0))  // empty member
+	f.Add("a,b,a", "k", uint16(13), uint8(2), 1.25, uint8(0)) // duplicate
+	f.Add("a,b", "k", uint16(13), uint8(2), 0.5, uint8(0))    // Load < 1
+	f.Add("", "k", uint16(0), uint8(0), 0.0, uint8(0))        // empty ring, defaults
 	f.Add("ü,日本,\xff\xfe", "ключ", uint16(257), uint8(8), 2.0, uint8(2))
 	f.Add("1,2,3,4,5,6,7,8,9,10,11,12", "k", uint16(5), uint8(2), 1.0, uint8(11))
 	f.Fuzz(func(t *testing.T, list, key string, p uint16, rf uint8, load float64, remove uint8) {
