@@ -62,14 +62,16 @@
 // per-change work (Diff, Builder placement, hand-off lists) at ≈ 2000
 // entries.
 //
-// Moves: a join or leave moves more than the ideal 1/N of the partitions,
-// because full members push partitions on to their neighbours. How much
-// depends on whether the cap ceil(Load·P/N) changes between N and N±1: with
-// P = 2039 it is 26 for N = 99, 100 and 101, and a join or leave at N = 100
-// moves ≈ 1.3× the ideal; where the cap changes (e.g. P = 1999 leaving
-// N = 100, or P = 3067 joining it) it reached 1.8–2.3× in our measurements.
-// Any P has such steps at some N; hand-off code must cope with moves between
-// surviving members.
+// Moves: a join or leave moves more than the ideal share (1/(N+1) of the
+// partitions on a join, 1/N on a leave), because full members push
+// partitions on to their neighbours. How much depends on whether the cap
+// ceil(Load·P/N) changes between N and N±1. With P = 2039 the cap is 27 for
+// N = 95..98, 26 for N = 99..101 and 25 for N = 102..104. A change that
+// keeps the cap moves ≈ 1.25–1.35× the ideal (≈ 1.05–1.1× at N = 10); a
+// change that crosses a step moves ≈ 2.1–2.3× (measured, BENCHMARKS.md:
+// leave at N = 95, 99, 102; join at N = 98, 101). Every P has such steps,
+// closer together as N grows (about every N²/(Load·P) members), so
+// hand-off code must expect partitions to move between surviving members.
 //
 // # Ring order (OwnerN, PartitionOwners)
 //
