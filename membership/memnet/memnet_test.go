@@ -759,4 +759,3 @@ func TestCounterSub(t *testing.T) {
 		t.Errorf("Sub = %+v", got)
 	}
 }
-
