@@ -245,3 +245,48 @@ func BenchmarkMovedFraction(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkChooseP compares candidate partition counts at N = 100: the cost
+// of New, of one Builder join plus snapshot, the max/mean load (mean over
+// fresh random member sets) and the moved fraction of a join and a leave.
+// It is the evidence behind DefaultPartitionCount.
+func BenchmarkChooseP(b *testing.B) {
+	const n = 100
+	for _, P := range []int{1021, 2039, 4093, 7919} {
+		cfg := Config{PartitionCount: P}
+		b.Run(fmt.Sprintf("P=%d/New", P), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(7, uint64(P)))
+			var mm, join, leave float64
+			iters := 0
+			for b.Loop() {
+				members := randNames(rng, n)
+				r := mustNew(b, cfg, members...)
+				b.StopTimer()
+				mm += maxOverMean(r)
+				joined := mustNew(b, cfg, append(slices.Clone(members), "joiner")...)
+				left := mustNew(b, cfg, members[1:]...)
+				join += float64(len(Diff(r, joined))) / (float64(P) / float64(n+1))
+				leave += float64(len(Diff(r, left))) / (float64(P) / float64(n))
+				iters++
+				b.StartTimer()
+			}
+			b.ReportMetric(mm/float64(iters), "max/mean")
+			b.ReportMetric(join/float64(iters), "join/ideal")
+			b.ReportMetric(leave/float64(iters), "leave/ideal")
+		})
+		b.Run(fmt.Sprintf("P=%d/BuilderAdd+Ring", P), func(b *testing.B) {
+			bl := mustBuilder(b, cfg, randNames(rand.New(rand.NewPCG(8, uint64(P))), n)...)
+			for b.Loop() {
+				if err := bl.Add("joiner"); err != nil {
+					b.Fatal(err)
+				}
+				bl.Ring()
+				b.StopTimer()
+				if err := bl.Remove("joiner"); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}

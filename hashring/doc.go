@@ -61,9 +61,10 @@
 // size it is meant for. Above that it still works with worse balance (bound
 // 1.37 up to 256 nodes; 1.47 measured at N = 1000); bigger clusters should
 // set P ≈ 17·N (7919 covers N ≤ 411). A larger P than needed costs on every
-// change: Builder placement, Diff and hand-off lists are O(P), and
-// Builder.Add at N = 100 takes ≈ 0.6 ms at P = 2039 and ≈ 1 ms at P = 4093
-// (2.4 ms at P = 7919).
+// change: Builder placement, Diff and hand-off lists are O(P); a Builder
+// join plus snapshot at N = 100 takes ≈ 0.4, 0.7, 1.2 and 2.6 ms at
+// P = 1021, 2039, 4093 and 7919 (BenchmarkChooseP, which also reports the
+// load and move figures quoted here).
 //
 // Moves: a join or leave moves more than the ideal share (1/(N+1) of the
 // partitions on a join, 1/N on a leave), because full members push
