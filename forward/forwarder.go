@@ -1,0 +1,371 @@
+package forward
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// Forwarder routes the calls of a gRPC server: it serves a call locally when this node
+// owns its key and forwards it, in one hop, to the owner otherwise. Install it with
+// grpc.NewServer(f.ServerOptions()...). All methods are safe for concurrent use.
+type Forwarder struct {
+	cfg     Config
+	ring    Ring
+	self    string
+	log     *slog.Logger
+	codec   *relayCodec
+	pool    *pool
+	marks   *marks
+	met     *metrics
+	ownerMD metadata.MD
+	max     int64
+
+	errBusy error
+
+	inflight atomic.Int64
+	closed   atomic.Bool
+
+	// mmu serialises additions to methods; the hot path reads the snapshot.
+	mmu     sync.Mutex
+	methods atomic.Pointer[map[string]*method]
+
+	// dmu protects idle, the channel Drain waits on.
+	dmu      sync.Mutex
+	idle     chan struct{}
+	draining atomic.Int32
+
+	// relays counts the client-to-owner goroutines of forwarded streams.
+	relays sync.WaitGroup
+}
+
+// New validates cfg (see Config) and returns a Forwarder. It resolves every route
+// once: the rules of Config.Routes and every swimring.v1.route option found in
+// protoregistry.GlobalFiles; a bad one is an error wrapping ErrBadRoute.
+func New(cfg Config) (*Forwarder, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	self := c.Ring.Self()
+	if self == "" || len(self) > 255 {
+		return nil, fmt.Errorf("%w: Ring.Self() must be a 1-255 byte ID, got %q", ErrBadConfig, self)
+	}
+	f := &Forwarder{
+		cfg:     c,
+		ring:    c.Ring,
+		self:    self,
+		log:     c.Logger.With("component", "forward", "node", self),
+		codec:   newRelayCodec(),
+		marks:   &marks{self: self, key: c.MarkKey},
+		ownerMD: metadata.MD{OwnerHeader: []string{self}},
+		max:     int64(c.MaxInFlight),
+		errBusy: status.Errorf(codes.ResourceExhausted, "swimring: node %s is at its limit of %d calls in flight", self, c.MaxInFlight),
+	}
+	f.pool = newPool(c.DialOptions, f.log)
+	methods, err := resolveAll(c.Routes)
+	if err != nil {
+		return nil, err
+	}
+	f.methods.Store(&methods)
+	f.met = newMetrics(f)
+	if err := f.met.register(c.Registerer); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// resolveAll resolves Config.Routes and every method carrying the route option.
+func resolveAll(routes map[string]Rule) (map[string]*method, error) {
+	out := make(map[string]*method)
+	for full, r := range routes {
+		m, err := resolveMethod(full, &r)
+		if err != nil {
+			return nil, err
+		}
+		out[full] = m
+	}
+	var err error
+	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		svcs := fd.Services()
+		for i := 0; i < svcs.Len(); i++ {
+			sd := svcs.Get(i)
+			ms := sd.Methods()
+			for j := 0; j < ms.Len(); j++ {
+				md := ms.Get(j)
+				full := "/" + string(sd.FullName()) + "/" + string(md.Name())
+				if _, ok := out[full]; ok || routeOption(md) == nil {
+					continue
+				}
+				var m *method
+				if m, err = resolveMethod(full, nil); err != nil {
+					return false
+				}
+				out[full] = m
+			}
+		}
+		return true
+	})
+	return out, err
+}
+
+// method returns the resolved state of a method, resolving it once on first use.
+func (f *Forwarder) method(full string) *method {
+	if m := (*f.methods.Load())[full]; m != nil {
+		return m
+	}
+	f.mmu.Lock()
+	defer f.mmu.Unlock()
+	old := *f.methods.Load()
+	if m := old[full]; m != nil {
+		return m
+	}
+	m, err := resolveMethod(full, nil)
+	if err != nil {
+		// A descriptor registered after New with a bad option: serve it unrouted
+		// rather than fail every call, and say so.
+		f.log.Error("bad route option; method served unrouted", "method", full, "err", err)
+		m = &method{name: full}
+	}
+	next := make(map[string]*method, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[full] = m
+	f.methods.Store(&next)
+	return m
+}
+
+// ServerOptions returns everything to install on a grpc.Server: the interceptors
+// (chained first, so a user's own chained interceptors run inside them, on local calls
+// only), the relay codec, a static 1 MiB flow-control window (no BDP pings), a
+// permissive keepalive enforcement policy and stream workers.
+func (f *Forwarder) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(f.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(f.StreamInterceptor()),
+		grpc.ForceServerCodecV2(f.codec),
+		grpc.InitialWindowSize(WindowSize),
+		grpc.InitialConnWindowSize(WindowSize),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+	}
+}
+
+// UnaryInterceptor returns the unary server interceptor. It needs the relay codec
+// installed too (ServerOptions does both).
+func (f *Forwarder) UnaryInterceptor() grpc.UnaryServerInterceptor { return f.unary }
+
+// StreamInterceptor returns the stream server interceptor. It needs the relay codec
+// installed too (ServerOptions does both).
+func (f *Forwarder) StreamInterceptor() grpc.StreamServerInterceptor { return f.stream }
+
+// Close closes every peer connection and waits for the stream relays it started. It
+// does not wait for in-flight calls: call Drain first. Idempotent.
+func (f *Forwarder) Close() error {
+	if !f.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	f.pool.close()
+	f.relays.Wait()
+	f.met.unregister(f.cfg.Registerer)
+	return nil
+}
+
+// Drain waits until no routed call (local or forwarded) is in flight on this node, or
+// ctx ends. Stop admitting calls first (Config.Admit) if new ones must not arrive.
+func (f *Forwarder) Drain(ctx context.Context) error {
+	f.draining.Add(1)
+	defer f.draining.Add(-1)
+	for {
+		f.dmu.Lock()
+		if f.idle == nil {
+			f.idle = make(chan struct{})
+		}
+		ch := f.idle
+		f.dmu.Unlock()
+		if f.inflight.Load() == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("forward: drain: %d calls still in flight: %w", f.inflight.Load(), ctx.Err())
+		}
+	}
+}
+
+// InFlight returns the number of routed calls in flight on this node.
+func (f *Forwarder) InFlight() int { return int(f.inflight.Load()) }
+
+// SetPeers closes the pooled connections of every peer not in ids (members that left).
+func (f *Forwarder) SetPeers(ids []string) {
+	keep := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		keep[id] = true
+	}
+	f.pool.retain(keep)
+}
+
+// RemovePeer closes the pooled connection of a member that left.
+func (f *Forwarder) RemovePeer(id string) { f.pool.remove(id) }
+
+// ResetPeer closes the circuit breaker of a peer (membership saw it alive again).
+func (f *Forwarder) ResetPeer(id string) {
+	if pc := f.pool.lookup(id); pc != nil {
+		pc.reached()
+	}
+}
+
+// PeerReachable reports whether calls may go to a peer now (its breaker is closed or
+// its cooldown is over).
+func (f *Forwarder) PeerReachable(id string) bool {
+	pc := f.pool.lookup(id)
+	if pc == nil {
+		return true
+	}
+	st := pc.state.Load()
+	return st == breakerClosed || (st == breakerOpen && time.Now().UnixNano()-pc.openedAt.Load() >= int64(f.cfg.BreakerCooldown))
+}
+
+// Conn returns the pooled connection to member id for calls that must reach that exact
+// node (replication, hand-off). Calls on it carry a direct forward mark, so the node
+// serves them itself and never re-routes them, whatever its ring and Policy say.
+func (f *Forwarder) Conn(ctx context.Context, id string) (grpc.ClientConnInterface, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if f.closed.Load() {
+		return nil, ErrClosed
+	}
+	pc, err := f.peer(id)
+	if err != nil {
+		return nil, err
+	}
+	return directConn{f: f, cc: pc.cc}, nil
+}
+
+func (f *Forwarder) peer(id string) (*peerConn, error) {
+	addr, ok := f.ring.Addr(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownPeer, id)
+	}
+	return f.pool.get(id, addr)
+}
+
+// directConn adds the direct mark to every call.
+type directConn struct {
+	f  *Forwarder
+	cc *grpc.ClientConn
+}
+
+func (d directConn) ctx(ctx context.Context) (context.Context, error) {
+	mk, err := d.f.marks.outgoing(d.f.ring.Checksum(), markDirect)
+	if err != nil {
+		return nil, err
+	}
+	return metadata.AppendToOutgoingContext(ctx, MarkHeader, mk), nil
+}
+
+func (d directConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	ctx, err := d.ctx(ctx)
+	if err != nil {
+		return err
+	}
+	return d.cc.Invoke(ctx, method, args, reply, opts...)
+}
+
+func (d directConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	ctx, err := d.ctx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d.cc.NewStream(ctx, desc, method, opts...)
+}
+
+// enter admits a routed call: the in-flight limit, then the Admit gate.
+func (f *Forwarder) enter() error {
+	if f.inflight.Add(1) > f.max {
+		f.exit()
+		f.met.rejected.WithLabelValues("busy").Inc()
+		return f.errBusy
+	}
+	if f.cfg.Admit != nil {
+		if err := f.cfg.Admit(); err != nil {
+			f.exit()
+			f.met.rejected.WithLabelValues("not_admitted").Inc()
+			return status.Errorf(codes.Unavailable, "swimring: node %s does not take calls now: %v", f.self, err)
+		}
+	}
+	return nil
+}
+
+func (f *Forwarder) exit() {
+	if f.inflight.Add(-1) == 0 && f.draining.Load() > 0 {
+		f.dmu.Lock()
+		if f.idle != nil {
+			close(f.idle)
+			f.idle = nil
+		}
+		f.dmu.Unlock()
+	}
+}
+
+// markState is what the loop guard found on an incoming call.
+type markState struct {
+	marked bool
+	flags  uint8
+	sender string
+}
+
+// checkMark looks for a forward mark. A mark that does not verify, or whose sender is
+// not a current member (or is this node), is not trusted: it is stripped from the
+// incoming metadata and the call is treated as a client's.
+func (f *Forwarder) checkMark(ctx context.Context) (context.Context, markState) {
+	vals := metadata.ValueFromIncomingContext(ctx, MarkHeader)
+	if len(vals) == 0 {
+		return ctx, markState{}
+	}
+	if len(vals) == 1 {
+		m, err := f.marks.verify(vals[0])
+		if err == nil && m.Sender != f.self {
+			if _, ok := f.ring.Addr(m.Sender); ok {
+				return ctx, markState{marked: true, flags: m.Flags, sender: m.Sender}
+			}
+			err = fmt.Errorf("sender %q is not a member", m.Sender)
+		}
+		f.log.Debug("untrusted forward mark stripped", "err", err)
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	delete(md, MarkHeader)
+	return metadata.NewIncomingContext(ctx, md), markState{}
+}
+
+// outgoingMD copies the incoming metadata for a forwarded call, minus the headers
+// that belong to this hop.
+func outgoingMD(ctx context.Context) metadata.MD {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if md == nil {
+		return metadata.MD{}
+	}
+	for k := range md {
+		if k == MarkHeader || k == "grpc-accept-encoding" || k == "grpc-previous-rpc-attempts" ||
+			strings.HasPrefix(k, ":") {
+			delete(md, k)
+		}
+	}
+	return md
+}

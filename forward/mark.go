@@ -1,0 +1,167 @@
+package forward
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Metadata keys swimring uses.
+const (
+	// MarkHeader carries the forward mark of a call one node forwards to another.
+	// It is binary (grpc base64-encodes "-bin" values on the wire).
+	MarkHeader = "swimring-fwd-bin"
+	// OwnerHeader is the response header naming the node that served the call.
+	OwnerHeader = "swimring-owner"
+)
+
+const (
+	markVersion = 1
+	// markFallback: the sender skipped the key's primary owner because its breaker
+	// is open, so the receiver serves even under the Refuse policy.
+	markFallback = 1 << 0
+	// markDirect: the call was made through Forwarder.Conn for this exact node, which
+	// serves it whatever its ring and Policy say.
+	markDirect = 1 << 1
+	markMACLen   = sha256.Size
+	markFixedLen = 1 + 1 + 1 + 8 + 1 // version, flags, hops, checksum, len(sender)
+)
+
+// mark is the loop guard a forwarded call carries.
+type mark struct {
+	Flags    uint8
+	Hops     uint8
+	Checksum uint64
+	Sender   string
+	MAC      []byte // empty when no MarkKey is configured
+}
+
+// encodeMark lays out: version, flags, hops, checksum (big endian), len(sender),
+// sender, then the HMAC-SHA256 of everything before it when key is set.
+func encodeMark(m mark, key []byte) (string, error) {
+	if len(m.Sender) == 0 || len(m.Sender) > 255 {
+		return "", fmt.Errorf("%w: sender ID must be 1-255 bytes, got %d", ErrBadMark, len(m.Sender))
+	}
+	b := make([]byte, 0, markFixedLen+len(m.Sender)+markMACLen)
+	b = append(b, markVersion, m.Flags, m.Hops)
+	b = binary.BigEndian.AppendUint64(b, m.Checksum)
+	b = append(b, byte(len(m.Sender)))
+	b = append(b, m.Sender...)
+	if len(key) > 0 {
+		mac := hmac.New(sha256.New, key)
+		mac.Write(b)
+		b = mac.Sum(b)
+	}
+	return string(b), nil
+}
+
+// parseMark decodes a mark received from the network (untrusted). With key set the
+// MAC must be present and valid.
+func parseMark(s string, key []byte) (mark, error) {
+	var m mark
+	if len(s) < markFixedLen {
+		return m, fmt.Errorf("%w: %d bytes, want at least %d", ErrBadMark, len(s), markFixedLen)
+	}
+	if s[0] != markVersion {
+		return m, fmt.Errorf("%w: version %d, want %d", ErrBadMark, s[0], markVersion)
+	}
+	m.Flags, m.Hops = s[1], s[2]
+	m.Checksum = binary.BigEndian.Uint64([]byte(s[3:11]))
+	n := int(s[11])
+	if n == 0 {
+		return m, fmt.Errorf("%w: empty sender", ErrBadMark)
+	}
+	if len(s) < markFixedLen+n {
+		return m, fmt.Errorf("%w: sender truncated", ErrBadMark)
+	}
+	m.Sender = s[markFixedLen : markFixedLen+n]
+	rest := s[markFixedLen+n:]
+	switch {
+	case len(rest) == 0:
+		if len(key) > 0 {
+			return m, fmt.Errorf("%w: no MAC but a MarkKey is configured", ErrBadMark)
+		}
+	case len(rest) == markMACLen:
+		if len(key) > 0 {
+			mac := hmac.New(sha256.New, key)
+			mac.Write([]byte(s[:markFixedLen+n]))
+			if !hmac.Equal(mac.Sum(nil), []byte(rest)) {
+				return m, fmt.Errorf("%w: MAC does not verify", ErrBadMark)
+			}
+		}
+		m.MAC = []byte(rest)
+	default:
+		return m, fmt.Errorf("%w: %d trailing bytes", ErrBadMark, len(rest))
+	}
+	return m, nil
+}
+
+// marks caches the marks this node sends (one per checksum and flag set, so the
+// forward path does not re-encode or re-MAC) and the marks it has verified (so the
+// receiving path checks a MAC once per sender and ring version).
+type marks struct {
+	self string
+	key  []byte
+	out  atomic.Pointer[outMarks]
+
+	// mu protects writes of seen; reads go through the atomic snapshot.
+	mu   sync.Mutex
+	seen atomic.Pointer[map[string]mark]
+}
+
+type outMarks struct {
+	checksum uint64
+	byFlags  [4]string
+}
+
+const maxSeenMarks = 256
+
+// outgoing returns the encoded mark this node sends with the given flags.
+func (ms *marks) outgoing(checksum uint64, flags uint8) (string, error) {
+	o := ms.out.Load()
+	if o == nil || o.checksum != checksum {
+		o = &outMarks{checksum: checksum}
+		for fl := range o.byFlags {
+			s, err := encodeMark(mark{Flags: uint8(fl), Hops: 1, Checksum: checksum, Sender: ms.self}, ms.key)
+			if err != nil {
+				return "", err
+			}
+			o.byFlags[fl] = s
+		}
+		ms.out.Store(o)
+	}
+	return o.byFlags[flags&3], nil
+}
+
+// verify parses s, using the cache of marks already verified.
+func (ms *marks) verify(s string) (mark, error) {
+	if len(ms.key) == 0 {
+		// Without a key parsing is cheap, and caching unauthenticated input would
+		// let clients churn the cache.
+		return parseMark(s, nil)
+	}
+	if p := ms.seen.Load(); p != nil {
+		if m, ok := (*p)[s]; ok {
+			return m, nil
+		}
+	}
+	m, err := parseMark(s, ms.key)
+	if err != nil {
+		return m, err
+	}
+	ms.mu.Lock()
+	old := ms.seen.Load()
+	n := make(map[string]mark, 8)
+	if old != nil && len(*old) < maxSeenMarks {
+		for k, v := range *old {
+			n[k] = v
+		}
+	}
+	n[s] = m
+	ms.seen.Store(&n)
+	ms.mu.Unlock()
+	return m, nil
+}

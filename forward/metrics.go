@@ -1,0 +1,122 @@
+package forward
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+)
+
+// Routes of a call, the "route" label of swimring_forward_calls_total.
+const (
+	routeNone      = iota // failed before a route was chosen (no key, busy, not admitted)
+	routeLocal            // served by this node's handler
+	routeForwarded        // forwarded to another node
+	nRoutes
+)
+
+var routeNames = [nRoutes]string{"none", "local", "forwarded"}
+
+// metrics are the Forwarder's Prometheus collectors. They always exist (so the hot
+// path never checks); they are registered only on Config.Registerer.
+type metrics struct {
+	calls        *prometheus.CounterVec
+	latency      prometheus.Histogram
+	retries      prometheus.Counter
+	reroutes     prometheus.Counter
+	refusals     prometheus.Counter
+	misroutes    prometheus.Counter
+	breakerOpens *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
+	collectors   []prometheus.Collector
+}
+
+func newMetrics(f *Forwarder) *metrics {
+	m := &metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swimring_forward_calls_total",
+			Help: "Routed calls handled by this node, by method, route (local, forwarded, none) and status code.",
+		}, []string{"method", "route", "code"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "swimring_forward_duration_seconds",
+			Help:    "Time spent on calls forwarded to another node, retries included.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swimring_forward_retries_total",
+			Help: "Attempts of forwarded calls after the first.",
+		}),
+		reroutes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swimring_forward_reroutes_total",
+			Help: "Attempts sent to another node than the key's primary owner (open breaker, owner hint, changed ring).",
+		}),
+		refusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swimring_forward_refusals_total",
+			Help: "Forwarded calls this node refused under the Refuse policy because its ring names another owner.",
+		}),
+		misroutes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swimring_forward_misroutes_served_total",
+			Help: "Forwarded calls this node served although its ring names another owner (Serve policy or breaker fallback).",
+		}),
+		breakerOpens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swimring_forward_breaker_opens_total",
+			Help: "Times a peer's circuit breaker opened after a refused connection.",
+		}, []string{"peer"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "swimring_forward_rejected_total",
+			Help: "Routed calls failed before routing, by reason (busy, not_admitted, no_key).",
+		}, []string{"reason"}),
+	}
+	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "swimring_forward_in_flight",
+		Help: "Routed calls in flight on this node (local and forwarded).",
+	}, func() float64 { return float64(f.inflight.Load()) })
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "swimring_forward_breakers_open",
+		Help: "Peers whose circuit breaker is open or half-open.",
+	}, func() float64 { return float64(f.pool.openCount()) })
+	m.collectors = []prometheus.Collector{m.calls, m.latency, m.retries, m.reroutes, m.refusals,
+		m.misroutes, m.breakerOpens, m.rejected, inflight, open}
+	return m
+}
+
+func (m *metrics) register(r prometheus.Registerer) error {
+	if r == nil {
+		return nil
+	}
+	for _, c := range m.collectors {
+		if err := r.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return fmt.Errorf("%w: metrics already registered on this Registerer (one Forwarder per registry): %v", ErrBadConfig, err)
+			}
+			return fmt.Errorf("forward: registering metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+func (m *metrics) unregister(r prometheus.Registerer) {
+	if r == nil {
+		return
+	}
+	for _, c := range m.collectors {
+		r.Unregister(c)
+	}
+}
+
+// count increments the calls counter of method/route/code, caching the child.
+func (m *metrics) count(md *method, route int, code codes.Code) {
+	c := int(code)
+	if c < 0 || c >= len(md.calls[route]) {
+		c = int(codes.Unknown)
+	}
+	p := md.calls[route][c].Load()
+	if p == nil {
+		ctr := m.calls.WithLabelValues(md.name, routeNames[route], codes.Code(c).String())
+		p = &ctr
+		md.calls[route][c].Store(p)
+	}
+	(*p).Inc()
+}

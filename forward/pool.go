@@ -1,0 +1,183 @@
+package forward
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// Breaker states.
+const (
+	breakerClosed int32 = iota // calls flow
+	breakerOpen                // connection refused: skip the peer until the cooldown ends
+	breakerTrial               // cooldown over: one trial call is in flight
+)
+
+// peerConn is one member's pooled connection and circuit breaker.
+type peerConn struct {
+	id   string
+	addr string
+	cc   *grpc.ClientConn
+
+	state    atomic.Int32
+	openedAt atomic.Int64 // unix nanos of the last open
+}
+
+// allow reports whether a call may go to the peer now. When the cooldown of an open
+// breaker has passed, exactly one caller gets through as the trial.
+func (p *peerConn) allow(cooldown time.Duration) bool {
+	switch p.state.Load() {
+	case breakerClosed:
+		return true
+	case breakerOpen:
+		if time.Now().UnixNano()-p.openedAt.Load() < int64(cooldown) {
+			return false
+		}
+		return p.state.CompareAndSwap(breakerOpen, breakerTrial)
+	}
+	return false
+}
+
+// open marks the peer unreachable; it reports whether the breaker was closed.
+func (p *peerConn) open() bool {
+	p.openedAt.Store(time.Now().UnixNano())
+	return p.state.Swap(breakerOpen) == breakerClosed
+}
+
+// reached closes the breaker: the peer answered (whatever the status).
+func (p *peerConn) reached() {
+	if p.state.Load() != breakerClosed {
+		p.state.Store(breakerClosed)
+	}
+}
+
+// pool holds one ClientConn per member. Lookups read an immutable map snapshot;
+// changes copy it.
+type pool struct {
+	opts   []grpc.DialOption
+	log    *slog.Logger
+	onOpen func(id string)
+
+	// mu serialises changes of peers and closed; readers use the snapshot.
+	mu     sync.Mutex
+	peers  atomic.Pointer[map[string]*peerConn]
+	closed bool
+}
+
+func newPool(opts []grpc.DialOption, log *slog.Logger) *pool {
+	p := &pool{opts: opts, log: log}
+	m := map[string]*peerConn{}
+	p.peers.Store(&m)
+	return p
+}
+
+// get returns the pooled connection of member id at addr, creating it (without
+// blocking: grpc connects lazily) or replacing it when the address changed.
+func (p *pool) get(id, addr string) (*peerConn, error) {
+	if pc := (*p.peers.Load())[id]; pc != nil && pc.addr == addr {
+		return pc, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	old := *p.peers.Load()
+	if pc := old[id]; pc != nil && pc.addr == addr {
+		return pc, nil
+	}
+	cc, err := grpc.NewClient(addr, p.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("forward: connecting to %s at %s: %w", id, addr, err)
+	}
+	pc := &peerConn{id: id, addr: addr, cc: cc}
+	next := make(map[string]*peerConn, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	if prev := next[id]; prev != nil {
+		p.closeConn(prev, "address changed")
+	}
+	next[id] = pc
+	p.peers.Store(&next)
+	return pc, nil
+}
+
+// lookup returns the pooled connection of id, if any.
+func (p *pool) lookup(id string) *peerConn {
+	return (*p.peers.Load())[id]
+}
+
+// retain closes the connections of every peer not in keep.
+func (p *pool) retain(keep map[string]bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := *p.peers.Load()
+	next := make(map[string]*peerConn, len(old))
+	for id, pc := range old {
+		if keep[id] {
+			next[id] = pc
+			continue
+		}
+		p.closeConn(pc, "left the cluster")
+	}
+	p.peers.Store(&next)
+}
+
+// remove closes the connection of one peer.
+func (p *pool) remove(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := *p.peers.Load()
+	pc := old[id]
+	if pc == nil {
+		return
+	}
+	next := make(map[string]*peerConn, len(old))
+	for k, v := range old {
+		if k != id {
+			next[k] = v
+		}
+	}
+	p.closeConn(pc, "removed")
+	p.peers.Store(&next)
+}
+
+// close closes every connection; later gets fail with ErrClosed.
+func (p *pool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	for _, pc := range *p.peers.Load() {
+		p.closeConn(pc, "forwarder closed")
+	}
+	m := map[string]*peerConn{}
+	p.peers.Store(&m)
+}
+
+func (p *pool) closeConn(pc *peerConn, why string) {
+	// In-flight calls on the conn fail with Canceled; grpc's Close waits for its
+	// own goroutines.
+	if err := pc.cc.Close(); err != nil {
+		p.log.Debug("closing peer connection", "peer", pc.id, "addr", pc.addr, "err", err)
+	}
+	p.log.Debug("closed peer connection", "peer", pc.id, "addr", pc.addr, "why", why)
+}
+
+// openCount counts peers whose breaker is not closed.
+func (p *pool) openCount() int {
+	n := 0
+	for _, pc := range *p.peers.Load() {
+		if pc.state.Load() != breakerClosed {
+			n++
+		}
+	}
+	return n
+}
