@@ -18,7 +18,7 @@ import (
 )
 
 // eventually polls cond until it holds or timeout passes (no sleeping as sync).
-func eventually(t *testing.T, timeout time.Duration, cond func() bool, msg string, args ...any) {
+func eventually(t testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -32,7 +32,7 @@ func eventually(t *testing.T, timeout time.Duration, cond func() bool, msg strin
 // testNet is a set of in-process nodes, each a real gRPC server on 127.0.0.1:0, and a
 // static ring the test changes by hand.
 type testNet struct {
-	t    *testing.T
+	t    testing.TB
 	rcfg hashring.Config
 	tune func(*Config)
 
@@ -97,7 +97,7 @@ func (c *fakeCluster) closeConns() {
 }
 
 // newTestNet starts nodes with the given IDs, all in the ring.
-func newTestNet(t *testing.T, tune func(*Config), ids ...string) *testNet {
+func newTestNet(t testing.TB, tune func(*Config), ids ...string) *testNet {
 	t.Helper()
 	tn := &testNet{t: t, rcfg: hashring.Config{PartitionCount: 271}, tune: tune, nodes: map[string]*testNode{}}
 	t.Cleanup(tn.stopAll)
@@ -271,7 +271,7 @@ func testKeys(n int) []string {
 	return keys
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
