@@ -1,0 +1,203 @@
+package membership
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// Join joins the cluster through Seeds ∪ Discovery, retrying with jittered
+// exponential backoff (JoinRetry) until at least one answers or ctx ends
+// (then the error wraps ErrJoin and the last failure). With no seeds and no
+// discovered address other than this node, it returns nil at once: this
+// node starts a new cluster. A peer that refuses us (other cluster name,
+// key, ring fingerprint or protocol) counts as not answering.
+//
+// Each round contacts the addresses one after another, each bounded by
+// TCPTimeout (memberlist's Join takes no context).
+func (m *Membership) Join(ctx context.Context) error {
+	wait := m.cfg.JoinRetry.Initial
+	for attempt := 1; ; attempt++ {
+		if !m.running() {
+			return ErrClosed
+		}
+		addrs, derr := m.seedAddrs(ctx)
+		var lastErr error
+		switch {
+		case len(addrs) > 0:
+			n, err := m.ml.Join(addrs)
+			if n > 0 {
+				m.log.Info("joined the cluster", "contacted", n, "of", len(addrs), "attempt", attempt)
+				return nil
+			}
+			lastErr = err
+			if derr != nil {
+				lastErr = fmt.Errorf("%w; discovery: %v", err, derr)
+			}
+		case derr != nil:
+			lastErr = fmt.Errorf("discovery: %w", derr)
+		default:
+			m.log.Info("no seeds: starting a new cluster")
+			return nil
+		}
+		m.log.Warn("join failed, will retry", "attempt", attempt, "seeds", addrs, "err", lastErr)
+		d := jitter(wait)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w after %d attempts (%v): %v", ErrJoin, attempt, ctx.Err(), lastErr)
+		case <-m.done:
+			t.Stop()
+			return ErrClosed
+		}
+		wait = min(2*wait, m.cfg.JoinRetry.Max)
+	}
+}
+
+// jitter spreads a wait over [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+// seedAddrs returns Seeds ∪ Discovery results, without duplicates and
+// without this node's own address.
+func (m *Membership) seedAddrs(ctx context.Context) ([]string, error) {
+	addrs := append([]string(nil), m.cfg.Seeds...)
+	var derr error
+	if m.cfg.Discovery != nil {
+		dctx, cancel := context.WithTimeout(ctx, m.cfg.TCPTimeout)
+		found, err := m.cfg.Discovery.Discover(dctx)
+		cancel()
+		if err != nil {
+			derr = err
+		}
+		addrs = append(addrs, found...)
+	}
+	seen := make(map[string]bool, len(addrs))
+	out := addrs[:0]
+	for _, a := range addrs {
+		if a == "" || a == m.localAddr || seen[a] {
+			continue
+		}
+		seen[a] = true
+		out = append(out, a)
+	}
+	return out, derr
+}
+
+// healCandidates returns the addresses worth re-joining: recently failed
+// members whose ID has no live boot (serf's reconnect), and seeds that are
+// not the address of a live member. alive is the number of live members.
+func (m *Membership) healCandidates(ctx context.Context) (failed, seeds []string, alive int) {
+	seedList, _ := m.seedAddrs(ctx)
+	m.tableMu.RLock()
+	liveID := make(map[string]bool, len(m.view))
+	liveAddr := make(map[string]bool, len(m.view))
+	for _, v := range m.view {
+		liveID[v.ID] = true
+		liveAddr[v.GossipAddr] = true
+	}
+	for _, e := range m.members {
+		if e.State == StateDead && !liveID[e.ID] && !liveAddr[e.GossipAddr] && e.Name != m.name {
+			failed = append(failed, e.GossipAddr)
+		}
+	}
+	alive = len(m.view)
+	m.tableMu.RUnlock()
+	for _, s := range seedList {
+		if !liveAddr[s] {
+			seeds = append(seeds, s)
+		}
+	}
+	return failed, seeds, alive
+}
+
+// reap forgets dead and left members older than ReconnectTimeout.
+func (m *Membership) reap() {
+	cutoff := time.Now().Add(-m.cfg.ReconnectTimeout)
+	m.tableMu.Lock()
+	defer m.tableMu.Unlock()
+	for name, e := range m.members {
+		if (e.State == StateDead || e.State == StateLeft) && e.Since.Before(cutoff) {
+			m.log.Info("forgetting member", "member", e.ID, "name", name, "state", e.State, "since", e.Since)
+			delete(m.members, name)
+		}
+	}
+}
+
+// healLoop runs every HealInterval ±20%: it forgets expired members, then
+// re-joins one candidate. As in serf's reconnect, a failed member is tried
+// with probability failed/alive, so the rate grows with the number of
+// failures (a 5|5 partition tries on every tick) while a lone dead node
+// costs little; otherwise one absent seed is tried. memberlist never merges
+// two halves of a partition by itself: this is what does.
+func (m *Membership) healLoop() {
+	defer m.wg.Done()
+	ctx := m.ctx // cancelled by Close, for Discovery calls
+	for {
+		d := m.cfg.HealInterval
+		d = d*4/5 + rand.N(d*2/5+1) // ±20%
+		t := time.NewTimer(d)
+		select {
+		case <-m.done:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		m.reap()
+		if !m.running() {
+			continue
+		}
+		failed, seeds, alive := m.healCandidates(ctx)
+		var addr, why string
+		if len(failed) > 0 && rand.Float64() < float64(len(failed))/float64(max(alive, 1)) {
+			addr, why = failed[rand.N(len(failed))], "failed member"
+		} else if len(seeds) > 0 {
+			addr, why = seeds[rand.N(len(seeds))], "seed"
+		} else {
+			continue
+		}
+		if n, err := m.ml.Join([]string{addr}); n > 0 {
+			m.log.Debug("heal: re-joined", "via", why, "addr", addr)
+		} else {
+			m.log.Debug("heal: re-join failed", "via", why, "addr", addr, "err", err)
+		}
+	}
+}
+
+// Heal re-joins now, instead of waiting for the heal loop: every recently
+// failed member and every seed that is not a live member is contacted. It
+// returns how many answered. The error is non-nil if the Membership is
+// closed, ctx ended, or candidates existed but none answered.
+func (m *Membership) Heal(ctx context.Context) (int, error) {
+	if !m.running() {
+		return 0, ErrClosed
+	}
+	failed, seeds, _ := m.healCandidates(ctx)
+	var lastErr error
+	ok := 0
+	for _, addr := range append(failed, seeds...) {
+		if err := ctx.Err(); err != nil {
+			return ok, err
+		}
+		if !m.running() {
+			return ok, ErrClosed
+		}
+		if n, err := m.ml.Join([]string{addr}); n > 0 {
+			ok++
+		} else {
+			lastErr = err
+		}
+	}
+	if ok == 0 && lastErr != nil {
+		return 0, fmt.Errorf("membership: heal: no candidate answered: %w", lastErr)
+	}
+	m.log.Info("heal", "contacted", ok, "failed_members", len(failed), "seeds", len(seeds))
+	return ok, nil
+}
