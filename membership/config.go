@@ -211,8 +211,8 @@ func LocalConfig() Config {
 	c.PushPullInterval = 5 * time.Second     // anti-entropy catches any straggler within seconds
 	c.TCPTimeout = 2 * time.Second           // loopback: a dial either works at once or not at all
 	c.JoinRetry = Backoff{Initial: 50 * time.Millisecond, Max: time.Second}
-	c.HealInterval = time.Second         // a healed partition merges within about a second
-	c.ReconnectTimeout = 5 * time.Minute // long enough for demos' kill/restart
+	c.HealInterval = time.Second                   // a healed partition merges within about a second
+	c.ReconnectTimeout = 5 * time.Minute           // long enough for demos' kill/restart
 	c.LeavePropagateDelay = 200 * time.Millisecond // 4 gossip rounds
 	return c
 }

@@ -33,13 +33,13 @@ type Membership struct {
 	ml        *memberlist.Memberlist
 	keyring   *memberlist.Keyring // nil without SecretKeys
 
-	metaMu  sync.Mutex              // serialises metadata updates (and memberlist's UpdateNode, which races with itself)
-	curMeta nodeMeta                // guarded by metaMu
+	metaMu  sync.Mutex             // serialises metadata updates (and memberlist's UpdateNode, which races with itself)
+	curMeta nodeMeta               // guarded by metaMu
 	meta    atomic.Pointer[[]byte] // encoded curMeta; read by NodeMeta under memberlist's lock
 
 	queue eventQueue // memberlist callbacks → dispatcher
 
-	tableMu sync.RWMutex      // protects members, view, version
+	tableMu sync.RWMutex       // protects members, view, version
 	members map[string]*Member // by memberlist name; dead/left kept until ReconnectTimeout
 	view    []Member           // current snapshot members
 	version uint64
@@ -54,9 +54,9 @@ type Membership struct {
 	refuseMu sync.Mutex           // protects refused
 	refused  map[string]time.Time // peer name → last "refusing" log line (rate limit)
 
-	lifeMu sync.Mutex   // serialises Leave, Close and kill
-	state  atomic.Int32 // stateRunning, stateStopped, stateClosed
-	done   chan struct{} // closed by Close: stops our goroutines
+	lifeMu sync.Mutex      // serialises Leave, Close and kill
+	state  atomic.Int32    // stateRunning, stateStopped, stateClosed
+	done   chan struct{}   // closed by Close: stops our goroutines
 	ctx    context.Context // cancelled by Close (bounds the heal loop's Discovery calls)
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

@@ -43,13 +43,13 @@ type nodeMeta struct {
 	// Leaving is set by Leave just before memberlist's leave broadcast:
 	// memberlist does not tell a graceful leave from a failure
 	// (NotifyLeave covers both), so the flag does.
-	Leaving bool
-	Boot               int64
-	Generation         uint32
-	Fingerprint        uint64
-	ID                 string
-	GRPCAddr           string
-	Labels             map[string]string
+	Leaving     bool
+	Boot        int64
+	Generation  uint32
+	Fingerprint uint64
+	ID          string
+	GRPCAddr    string
+	Labels      map[string]string
 }
 
 func appendString(b []byte, s string) []byte {
