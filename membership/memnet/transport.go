@@ -79,15 +79,24 @@ func (t *Transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 
 func (t *Transport) dial(addr string, timeout time.Duration) (net.Conn, error) {
 	n := t.net
+	// Like net.Dialer: 0 means no limit, a negative timeout has already expired
+	// (memberlist passes time.Until(deadline), which can be negative).
 	var expired <-chan time.Time
-	if timeout > 0 {
+	switch {
+	case timeout > 0:
 		timer := time.NewTimer(timeout)
 		defer timer.Stop()
 		expired = timer.C
+	case timeout < 0:
+		c := make(chan time.Time)
+		close(c)
+		expired = c
 	}
 	fail := func(err error) (net.Conn, error) {
 		t.c.streamsRefused.Add(1)
-		return nil, fmt.Errorf("memnet: dial %s from %s: %w", addr, t.addr, err)
+		err = fmt.Errorf("memnet: dial %s from %s: %w", addr, t.addr, err)
+		n.log.Debug("memnet: dial failed", "err", err)
+		return nil, err
 	}
 	for {
 		n.mu.Lock()
@@ -130,13 +139,21 @@ func (t *Transport) dial(addr string, timeout time.Duration) (net.Conn, error) {
 		}
 		l := n.newLinkLocked(t, dst)
 		n.mu.Unlock()
+		// Room in the backlog wins over an expired timer (a select would pick
+		// at random): connect succeeds at once when the listener has room.
+		select {
+		case dst.streamCh <- l.cb:
+			t.c.streamsOpened.Add(1)
+			return l.ca, nil
+		default:
+		}
 		select {
 		case dst.streamCh <- l.cb:
 		case <-dst.done:
-			l.ca.Close()
+			n.cutLink(l)
 			return fail(ErrShutdown)
 		case <-expired:
-			l.ca.Close()
+			n.cutLink(l)
 			return fail(fmt.Errorf("%s backlog full: %w", addr, os.ErrDeadlineExceeded))
 		}
 		t.c.streamsOpened.Add(1)
@@ -185,6 +202,12 @@ func (n *Network) newLinkLocked(a, b *Transport) *link {
 	l.cb = &conn{Conn: pb, net: n, link: l, self: b, peer: a}
 	n.links[l] = struct{}{}
 	return l
+}
+
+func (n *Network) cutLink(l *link) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closeLinkLocked(l)
 }
 
 // closeLinkLocked cuts both ends, as a reset would.
