@@ -259,10 +259,11 @@ func (n *Network) Rejoin(addr string) error {
 // Pause simulates a stopped process (SIGSTOP): packets it sends are dropped
 // and it cannot dial; packets sent to it are held (up to InboxSize, the rest
 // dropped, like a socket buffer) and handed over on Resume; dials to it wait
-// for Resume up to their timeout. Open streams stay open but carry nothing
-// memberlist would not already time out. memberlist itself keeps running while
-// "paused" (its timers fire and it suspects peers it cannot hear); a real
-// stopped process would not.
+// for Resume up to their timeout. Streams already open are left alone and
+// keep working (memberlist's streams last milliseconds; stalling them is not
+// simulated). memberlist itself keeps running while "paused": its timers fire
+// and it suspects, then declares dead, the peers it cannot hear, which it
+// gossips after Resume and they refute. A real stopped process would not.
 func (n *Network) Pause(addr string) error {
 	return n.setFlag(addr, "pause", func(t *Transport) {
 		if !t.paused {
