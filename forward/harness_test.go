@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -174,12 +176,13 @@ type echoServer struct {
 	echov1.UnimplementedEchoServiceServer
 	id      string
 	calls   atomic.Int64
-	started chan string // "block" mode: the call started
-	ended   chan error  // "block" mode: ctx.Err() the handler saw
+	started   chan string    // "block" mode: the call started
+	deadlines chan time.Time // "block" mode: the handler's deadline (zero: none)
+	ended     chan error     // "block" mode: ctx.Err() the handler saw
 }
 
 func newEchoServer(id string) *echoServer {
-	return &echoServer{id: id, started: make(chan string, 16), ended: make(chan error, 16)}
+	return &echoServer{id: id, started: make(chan string, 16), deadlines: make(chan time.Time, 16), ended: make(chan error, 16)}
 }
 
 func mode(ctx context.Context) string {
@@ -199,7 +202,15 @@ func (s *echoServer) errStatus() *status.Status {
 func (s *echoServer) handle(ctx context.Context, req *echov1.EchoRequest) (*echov1.EchoResponse, error) {
 	s.calls.Add(1)
 	resp := &echov1.EchoResponse{Key: req.GetKey(), Payload: req.GetPayload(), ServedBy: s.id}
-	switch mode(ctx) {
+	md := mode(ctx)
+	if strings.HasPrefix(md, "block-if:") {
+		if md[len("block-if:"):] == s.id {
+			md = "block"
+		} else {
+			md = ""
+		}
+	}
+	switch md {
 	case "error":
 		_ = grpc.SetHeader(ctx, metadata.Pairs("x-header", "h-"+s.id))
 		_ = grpc.SetTrailer(ctx, metadata.Pairs("x-trailer", "t-"+s.id))
@@ -207,6 +218,8 @@ func (s *echoServer) handle(ctx context.Context, req *echov1.EchoRequest) (*echo
 	case "unavailable":
 		return nil, status.Error(codes.Unavailable, "app says unavailable")
 	case "block":
+		dl, _ := ctx.Deadline()
+		s.deadlines <- dl
 		s.started <- s.id
 		<-ctx.Done()
 		s.ended <- ctx.Err()
@@ -403,4 +416,42 @@ func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// value reads a counter or gauge.
+func value(c prometheus.Metric) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
+}
+
+// gathered sums every series of the metric family name in reg.
+func gathered(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return sum
 }

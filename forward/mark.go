@@ -25,7 +25,7 @@ const (
 	markFallback = 1 << 0
 	// markDirect: the call was made through Forwarder.Conn for this exact node, which
 	// serves it whatever its ring and Policy say.
-	markDirect = 1 << 1
+	markDirect   = 1 << 1
 	markMACLen   = sha256.Size
 	markFixedLen = 1 + 1 + 1 + 8 + 1 // version, flags, hops, checksum, len(sender)
 )

@@ -1,0 +1,471 @@
+package membership
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swimring/swimring/membership/discovery"
+)
+
+// Deterministic-network tests on membership/memnet.
+
+// recorder collects a subscription's events.
+type recorder struct {
+	mu   sync.Mutex
+	evs  []Event
+	done chan struct{}
+}
+
+func record(t testing.TB, m *Membership) *recorder {
+	r := &recorder{done: make(chan struct{})}
+	sub := m.Subscribe(0)
+	go func() {
+		defer close(r.done)
+		for ev := range sub.C() {
+			r.mu.Lock()
+			r.evs = append(r.evs, ev)
+			r.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { sub.Close(); <-r.done })
+	return r
+}
+
+func (r *recorder) events() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.evs...)
+}
+
+func (r *recorder) has(typ EventType, id string) bool {
+	for _, ev := range r.events() {
+		if ev.Type == typ && ev.Member.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func TestMemnetConvergeAndFailure(t *testing.T) {
+	c := newCluster(t, newNetwork(t, 1), 10)
+	c.converge(20*time.Second, c.nodes)
+	for _, n := range c.nodes {
+		if s := n.Snapshot(); len(s.Members) != 10 || s.Version == 0 {
+			t.Fatalf("%s: snapshot %d members, version %d", n.ID(), len(s.Members), s.Version)
+		}
+	}
+	// Every node's metadata arrived intact.
+	m, ok := c.nodes[0].Snapshot().Get("n07")
+	if !ok || m.GRPCAddr != "127.0.0.1:1n07" || m.GossipAddr != c.nodes[7].LocalAddr() {
+		t.Fatalf("n00 sees n07 as %+v", m)
+	}
+
+	victim := c.nodes[4]
+	rest := without(c.nodes, victim)
+	recs := make([]*recorder, len(rest))
+	for i, o := range rest {
+		recs[i] = record(t, o)
+	}
+	if err := c.net.Isolate(victim.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	c.converge(20*time.Second, rest)
+	for i, o := range rest {
+		if st := stateOf(o, victim.Self().Name); st != StateDead {
+			t.Errorf("%s sees the isolated node as %v", o.ID(), st)
+		}
+		eventually(t, 5*time.Second, func() bool { return recs[i].has(EventFailed, victim.ID()) },
+			"%s to deliver EventFailed for %s", o.ID(), victim.ID())
+	}
+}
+
+func TestMemnetLeave(t *testing.T) {
+	c := newCluster(t, newNetwork(t, 2), 6)
+	c.converge(20*time.Second, c.nodes)
+	leaver := c.nodes[5]
+	rest := c.nodes[:5]
+	recs := make([]*recorder, len(rest))
+	for i, o := range rest {
+		recs[i] = record(t, o)
+	}
+	if err := leaver.Leave(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Leave returns after its propagation delay; the others drop the node
+	// well before failure detection could (no suspicion involved).
+	c.converge(5*time.Second, rest)
+	for i, o := range rest {
+		if st := stateOf(o, leaver.Self().Name); st != StateLeft {
+			t.Errorf("%s sees the leaver as %v, want left", o.ID(), st)
+		}
+		eventually(t, 5*time.Second, func() bool { return recs[i].has(EventLeft, leaver.ID()) },
+			"%s to deliver EventLeft", o.ID())
+		if recs[i].has(EventFailed, leaver.ID()) {
+			t.Errorf("%s reported a graceful leave as a failure", o.ID())
+		}
+	}
+}
+
+func TestMemnetPausedNodeRefutes(t *testing.T) {
+	c := &cluster{t: t, net: newNetwork(t, 3)}
+	for i := range 8 {
+		c.add(fmt.Sprintf("n%02d", i), func(cfg *Config) {
+			if i == 7 {
+				// memnet keeps a paused node's memberlist running (its timers
+				// fire and it suspects everyone it cannot hear), which a stopped
+				// process would not do. A long suspicion on that node alone
+				// keeps its own stale accusations from outliving the pause.
+				cfg.SuspicionMult = 40
+			}
+		})
+	}
+	c.converge(20*time.Second, c.nodes)
+	paused := c.nodes[7]
+	rest := c.nodes[:7]
+	recs := make([]*recorder, len(rest))
+	for i, o := range rest {
+		recs[i] = record(t, o)
+	}
+	if err := c.net.Pause(paused.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	// Paused longer than the suspicion timeout: everyone declares it dead.
+	c.converge(20*time.Second, rest)
+	if err := c.net.Resume(paused.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	// It hears it was declared dead, refutes, and is back everywhere.
+	c.converge(20*time.Second, c.nodes)
+	for i, o := range rest {
+		for _, ev := range recs[i].events() {
+			if ev.Type == EventFailed && ev.Member.ID != paused.ID() {
+				t.Errorf("%s falsely evicted %s", o.ID(), ev.Member.ID)
+			}
+		}
+		if !recs[i].has(EventJoined, paused.ID()) {
+			t.Errorf("%s has no EventJoined for the refuting node", o.ID())
+		}
+	}
+}
+
+func TestMemnetPartitionHeals(t *testing.T) {
+	net := newNetwork(t, 4)
+	c := newCluster(t, net, 10)
+	c.converge(20*time.Second, c.nodes)
+	left, right := c.nodes[:5], c.nodes[5:]
+	addrs := func(ms []*Membership) []string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.LocalAddr())
+		}
+		return out
+	}
+	if err := net.Partition(addrs(left), addrs(right)); err != nil {
+		t.Fatal(err)
+	}
+	c.converge(30*time.Second, left)
+	c.converge(30*time.Second, right)
+	net.Heal()
+	// No operator action: the heal loops re-join the failed members.
+	c.converge(30*time.Second, c.nodes)
+}
+
+func TestMemnetHealNow(t *testing.T) {
+	net := newNetwork(t, 5)
+	c := &cluster{t: t, net: net}
+	for i := range 4 {
+		c.add(fmt.Sprintf("n%02d", i), func(cfg *Config) { cfg.HealInterval = time.Hour }) // loop out of the way
+	}
+	c.converge(20*time.Second, c.nodes)
+	a, b := c.nodes[:2], c.nodes[2:]
+	if err := net.Partition([]string{a[0].LocalAddr(), a[1].LocalAddr()}, []string{b[0].LocalAddr(), b[1].LocalAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	c.converge(30*time.Second, a)
+	c.converge(30*time.Second, b)
+	net.Heal()
+	n, err := a[0].Heal(context.Background())
+	if err != nil || n < 2 {
+		t.Fatalf("Heal = %d, %v; want the 2 failed members contacted", n, err)
+	}
+	c.converge(20*time.Second, c.nodes)
+}
+
+func TestMemnetRestartSameID(t *testing.T) {
+	c := newCluster(t, newNetwork(t, 6), 5)
+	c.converge(20*time.Second, c.nodes)
+	old := c.nodes[3]
+	oldAddr, oldBoot := old.LocalAddr(), old.Self().Boot
+	old.kill() // no leave: the others still think it is alive
+	restarted := c.add(old.ID(), nil)
+	if restarted.LocalAddr() == oldAddr {
+		t.Fatal("restart reused the address")
+	}
+	all := []*Membership{c.nodes[0], c.nodes[1], c.nodes[2], c.nodes[4], restarted}
+	want := ids(all)
+	eventually(t, 20*time.Second, func() bool {
+		if !sees(all, want) {
+			return false
+		}
+		for _, o := range all {
+			m, _ := o.Snapshot().Get(old.ID())
+			if m.GossipAddr != restarted.LocalAddr() || m.Boot <= oldBoot {
+				return false
+			}
+		}
+		return true
+	}, "every node to see %s exactly once at its new address", old.ID())
+	// Once the old boot is declared dead, the ID stays (no Failed event for it).
+	rec := record(t, c.nodes[0])
+	eventually(t, 20*time.Second, func() bool { return stateOf(c.nodes[0], old.Self().Name) == StateDead },
+		"the old boot to be declared dead")
+	if rec.has(EventFailed, old.ID()) {
+		t.Fatal("the old boot's failure evicted the restarted node's ID")
+	}
+	if _, ok := c.nodes[0].Snapshot().Get(old.ID()); !ok {
+		t.Fatal("restarted ID missing from the snapshot")
+	}
+}
+
+func TestMemnetStrangersRefused(t *testing.T) {
+	key1 := []byte("0123456789abcdef")
+	key2 := []byte("fedcba9876543210")
+	cases := []struct {
+		name    string
+		mutate  func(*Config)
+		logHint string // in the cluster's logs, or "" if the stranger is never heard
+	}{
+		{"cluster name", func(c *Config) { c.ClusterName = "other" }, ""},
+		{"secret key", func(c *Config) { c.SecretKeys = [][]byte{key2} }, ""},
+		{"ring fingerprint", func(c *Config) { c.RingFingerprint = 99 }, "ring fingerprint"},
+		{"protocol version", func(c *Config) { c.protocolRange = [2]uint8{7, 9} }, "protocol versions [7, 9]"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &logBuffer{}
+			c := &cluster{t: t, net: newNetwork(t, int64(10+i))}
+			for j := range 3 {
+				c.add(fmt.Sprintf("n%d", j), func(cfg *Config) {
+					cfg.ClusterName = "prod"
+					cfg.SecretKeys = [][]byte{key1}
+					cfg.RingFingerprint = 42
+					cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+				})
+			}
+			c.converge(20*time.Second, c.nodes)
+			before := c.nodes[0].Snapshot().Version
+			rec := record(t, c.nodes[0])
+
+			cfg := c.config("stranger")
+			cfg.ClusterName, cfg.SecretKeys, cfg.RingFingerprint = "prod", [][]byte{key1}, 42
+			tc.mutate(&cfg)
+			cfg.Seeds = []string{c.nodes[0].LocalAddr(), c.nodes[1].LocalAddr()}
+			stranger := c.start(cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			err := stranger.Join(ctx)
+			if !errors.Is(err, ErrJoin) {
+				t.Fatalf("stranger's Join = %v, want ErrJoin", err)
+			}
+			if tc.logHint != "" {
+				eventually(t, 5*time.Second, func() bool {
+					return logs.contains("refusing peer") && logs.contains(tc.logHint)
+				}, "a clear refusal log line mentioning %q; logs:\n%s", tc.logHint, logs.String())
+			}
+			// The join attempts are over: nothing about the stranger is queued.
+			if !sees(c.nodes, ids(c.nodes)) || c.nodes[0].Snapshot().Version != before {
+				t.Fatalf("cluster snapshot changed: %v", c.nodes[0].Snapshot().IDs())
+			}
+			if rec.has(EventJoined, "stranger") {
+				t.Fatal("stranger joined")
+			}
+			if got := stranger.Snapshot().IDs(); len(got) != 1 {
+				t.Fatalf("stranger sees %v", got)
+			}
+			for _, o := range c.nodes {
+				if stateOf(o, stranger.Self().Name) != State(255) {
+					t.Fatalf("%s knows the stranger", o.ID())
+				}
+			}
+		})
+	}
+}
+
+func TestMemnetKeyRotation(t *testing.T) {
+	k1, k2 := []byte("0123456789abcdef"), []byte("fedcba9876543210")
+	c := &cluster{t: t, net: newNetwork(t, 20)}
+	for i := range 3 {
+		c.add(fmt.Sprintf("n%d", i), func(cfg *Config) { cfg.SecretKeys = [][]byte{k1} })
+	}
+	c.converge(20*time.Second, c.nodes)
+	for _, n := range c.nodes {
+		if err := n.AddKey(k2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range c.nodes {
+		if err := n.UseKey(k2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range c.nodes {
+		if err := n.RemoveKey(k1); err != nil {
+			t.Fatal(err)
+		}
+		if keys := n.Keys(); len(keys) != 1 || string(keys[0]) != string(k2) {
+			t.Fatalf("keys after rotation: %q", keys)
+		}
+	}
+	// A newcomer with only the new key joins; one with only the old cannot.
+	c.add("n3", func(cfg *Config) { cfg.SecretKeys = [][]byte{k2} })
+	c.converge(20*time.Second, c.nodes)
+	cfg := c.config("old")
+	cfg.SecretKeys = [][]byte{k1}
+	cfg.Seeds = []string{c.nodes[0].LocalAddr()}
+	old := c.start(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := old.Join(ctx); !errors.Is(err, ErrJoin) {
+		t.Fatalf("join with a removed key = %v", err)
+	}
+
+	plain := c.start(c.config("plain"))
+	if err := plain.AddKey(k1); !errors.Is(err, ErrNoEncryption) {
+		t.Fatalf("AddKey without encryption = %v", err)
+	}
+}
+
+func TestMemnetUpdateLabels(t *testing.T) {
+	c := newCluster(t, newNetwork(t, 21), 5)
+	c.converge(20*time.Second, c.nodes)
+	recs := make([]*recorder, 4)
+	for i, o := range c.nodes[1:] {
+		recs[i] = record(t, o)
+	}
+	n0 := c.nodes[0]
+	if err := n0.UpdateLabels(context.Background(), map[string]string{"zone": "b"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() bool {
+		for _, o := range c.nodes {
+			m, _ := o.Snapshot().Get(n0.ID())
+			if m.Labels["zone"] != "b" || m.Generation != 1 {
+				return false
+			}
+		}
+		return true
+	}, "the label update to reach everyone")
+	for i := range recs {
+		eventually(t, 5*time.Second, func() bool { return recs[i].has(EventUpdated, n0.ID()) }, "EventUpdated")
+	}
+	// Oversized: refused before memberlist sees it, nothing changes.
+	err := n0.UpdateLabels(context.Background(), map[string]string{"big": strings.Repeat("x", 600)})
+	if !errors.Is(err, ErrMetadataTooLarge) || !strings.Contains(err.Error(), "512") {
+		t.Fatalf("oversized labels: %v", err)
+	}
+	if got := n0.Self(); got.Labels["zone"] != "b" || got.Generation != 1 {
+		t.Fatalf("a refused update changed the metadata: %+v", got)
+	}
+}
+
+func TestMemnetSlowSubscriberDoesNotStall(t *testing.T) {
+	c := newCluster(t, newNetwork(t, 22), 1)
+	n0 := c.nodes[0]
+	stuck := n0.Subscribe(0) // never read until the end
+	fast := record(t, n0)
+	for i := 1; i < 6; i++ {
+		c.add(fmt.Sprintf("n%02d", i), nil)
+	}
+	c.converge(20*time.Second, c.nodes)
+	eventually(t, 5*time.Second, func() bool { return len(fast.events()) >= 5 }, "the fast subscriber's events")
+	// The stuck subscriber now gets every event, in order.
+	var got []Event
+	for len(got) < 5 {
+		got = append(got, <-stuck.C())
+	}
+	stuck.Close()
+	for i := 1; i < len(got); i++ {
+		if got[i].Version < got[i-1].Version {
+			t.Fatalf("events out of order: %+v", got)
+		}
+	}
+	for i, ev := range got {
+		if ev.Type != EventJoined || ev.Member.ID != fmt.Sprintf("n%02d", i+1) {
+			t.Fatalf("event %d = %v %s", i, ev.Type, ev.Member.ID)
+		}
+	}
+	select {
+	case <-n0.Changed():
+	default:
+		t.Fatal("Changed was not signalled")
+	}
+}
+
+func TestMemnetJoinViaDiscoveryWithRetry(t *testing.T) {
+	c := newCluster(t, newNetwork(t, 23), 1)
+	seed := c.nodes[0].LocalAddr()
+	var mu sync.Mutex
+	calls := 0
+	d := discovery.Func(func(ctx context.Context) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls < 3 {
+			return nil, errors.New("dns not ready")
+		}
+		return []string{seed}, nil
+	})
+	c.add("n01", func(cfg *Config) { cfg.Seeds, cfg.Discovery = nil, d })
+	c.converge(20*time.Second, c.nodes)
+	mu.Lock()
+	defer mu.Unlock()
+	if calls < 3 {
+		t.Fatalf("Discover called %d times, want retries", calls)
+	}
+}
+
+func TestMemnetReconnectTimeoutForgets(t *testing.T) {
+	c := &cluster{t: t, net: newNetwork(t, 24)}
+	for i := range 3 {
+		c.add(fmt.Sprintf("n%d", i), func(cfg *Config) {
+			cfg.ReconnectTimeout = 500 * time.Millisecond
+			cfg.HealInterval = 100 * time.Millisecond
+		})
+	}
+	c.converge(20*time.Second, c.nodes)
+	victim := c.nodes[2]
+	name := victim.Self().Name
+	victim.kill()
+	eventually(t, 20*time.Second, func() bool { return stateOf(c.nodes[0], name) == StateDead }, "failure")
+	eventually(t, 10*time.Second, func() bool { return stateOf(c.nodes[0], name) == State(255) },
+		"the failed member to be forgotten after ReconnectTimeout")
+}
+
+func TestLogsCarryNodeIdentity(t *testing.T) {
+	logs := &logBuffer{}
+	c := &cluster{t: t, net: newNetwork(t, 25)}
+	for i := range 2 {
+		c.add(fmt.Sprintf("n%d", i), func(cfg *Config) {
+			cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		})
+	}
+	c.converge(20*time.Second, c.nodes)
+	if err := c.nodes[1].Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "component=memberlist") {
+		t.Fatalf("no memberlist line bridged:\n%s", out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !strings.Contains(line, " node=n0") && !strings.Contains(line, " node=n1") {
+			t.Fatalf("log line without node identity: %s", line)
+		}
+	}
+}
