@@ -174,8 +174,8 @@ func (r *fakeRing) Checksum() uint64 {
 // echoServer implements the echo service; behaviour is chosen by the "x-mode" header.
 type echoServer struct {
 	echov1.UnimplementedEchoServiceServer
-	id      string
-	calls   atomic.Int64
+	id        string
+	calls     atomic.Int64
 	started   chan string    // "block" mode: the call started
 	deadlines chan time.Time // "block" mode: the handler's deadline (zero: none)
 	ended     chan error     // "block" mode: ctx.Err() the handler saw
