@@ -43,10 +43,10 @@ func FuzzApply(f *testing.F) {
 			return // gRPC refuses it before the handler runs
 		}
 		before := s.store.len()
-		n, err := s.applyBatch(req.GetEntries())
+		applied, err := s.applyBatch(req.GetEntries())
 		if err != nil {
-			if n != 0 || s.store.len() != before {
-				t.Fatalf("refused batch applied %d entries (%v)", n, err)
+			if len(applied) != 0 || s.store.len() != before {
+				t.Fatalf("refused batch applied %d entries (%v)", len(applied), err)
 			}
 			return
 		}

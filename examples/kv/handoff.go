@@ -107,8 +107,8 @@ func (s *Server) pull(ctx context.Context, id string, parts []uint32) (int, erro
 			}
 			return n, fmt.Errorf("kv: pull from %s: %w", id, err)
 		}
-		k, err := s.applyBatch(b.GetEntries())
-		n += k
+		applied, err := s.applyBatch(b.GetEntries())
+		n += len(applied)
 		if err != nil {
 			return n, fmt.Errorf("kv: pull from %s: %w", id, err)
 		}

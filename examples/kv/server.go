@@ -155,12 +155,14 @@ type Server struct {
 	store *store
 	log   *slog.Logger
 
-	// ctx is cancelled by Close: it bounds the background work (replication to the
-	// replicas beyond W, read repair, GC) that outlives the call that started it.
+	// ctx bounds the background work (replication to the replicas beyond W, read
+	// repair, forwarding) that outlives the call that started it; Close cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// stopping is closed when Close starts; it stops the tombstone collector.
+	stopping chan struct{}
 
-	mu     sync.Mutex // protects closed and wg.Add (no Add may race Close's Wait)
+	mu     sync.Mutex // protects closed, close(stopping) and wg.Add (no Add may race Close's Wait)
 	closed bool
 	wg     sync.WaitGroup // every goroutine the server started
 
@@ -185,6 +187,7 @@ func New(cfg Config) (*Server, error) {
 		store:    newStore(),
 		log:      cfg.Logger.With("node", cfg.Cluster.Self()),
 		watchers: make(map[string]map[*watcher]struct{}),
+		stopping: make(chan struct{}),
 	}
 	s.clock = NewHLC(s.self, cfg.Now)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -198,23 +201,30 @@ func (s *Server) Register(r grpc.ServiceRegistrar) {
 	kvv1.RegisterKVReplicaServer(r, s)
 }
 
-// Close ends open Watch streams, cancels background replication and repair and waits,
-// within ctx, for every goroutine the server started. It is idempotent. It does not
+// Close ends open Watch streams and refuses new work, then waits, within ctx, for the
+// background work already started (replication beyond W, read repair, forwarding) so
+// that a node shutting down still delivers what it acknowledged; when ctx ends first it
+// cancels that work, waits for it to stop and reports so. It is idempotent. It does not
 // hand data off: call HandleRingChange with the ring without this node first (the
 // swimring.Node does so when it leaves).
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
-	s.closed = true
+	if !s.closed {
+		s.closed = true
+		close(s.stopping)
+	}
 	s.mu.Unlock()
-	s.cancel()
 	s.closeWatchers(func(string) bool { return true }, ErrClosed)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.cancel()
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("kv: close: %w", ctx.Err())
+		s.cancel() // every background call is bound to s.ctx, so they end now
+		<-done
+		return fmt.Errorf("kv: close: background replication cut short: %w", ctx.Err())
 	}
 }
 
@@ -241,7 +251,7 @@ func (s *Server) gcLoop() {
 	defer t.Stop()
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-s.stopping:
 			return
 		case <-t.C:
 			s.collectGarbage()
