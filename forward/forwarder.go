@@ -255,7 +255,7 @@ func (f *Forwarder) Conn(ctx context.Context, id string) (grpc.ClientConnInterfa
 	if err != nil {
 		return nil, err
 	}
-	return directConn{f: f, cc: pc.cc}, nil
+	return directConn{f: f, pc: pc}, nil
 }
 
 func (f *Forwarder) peer(id string) (*peerConn, error) {
@@ -269,7 +269,7 @@ func (f *Forwarder) peer(id string) (*peerConn, error) {
 // directConn adds the direct mark to every call.
 type directConn struct {
 	f  *Forwarder
-	cc *grpc.ClientConn
+	pc *peerConn
 }
 
 func (d directConn) ctx(ctx context.Context) (context.Context, error) {
@@ -285,7 +285,9 @@ func (d directConn) Invoke(ctx context.Context, method string, args, reply any, 
 	if err != nil {
 		return err
 	}
-	return d.cc.Invoke(ctx, method, args, reply, opts...)
+	d.pc.acquire()
+	defer d.pc.release(d.f.log)
+	return d.pc.cc.Invoke(ctx, method, args, reply, opts...)
 }
 
 func (d directConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
@@ -293,7 +295,9 @@ func (d directConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method
 	if err != nil {
 		return nil, err
 	}
-	return d.cc.NewStream(ctx, desc, method, opts...)
+	// Not counted as a use: a client stream has no end the conn could observe. A
+	// stream open when the peer leaves is cancelled with the conn.
+	return d.pc.cc.NewStream(ctx, desc, method, opts...)
 }
 
 // enter admits a routed call: the in-flight limit, then the Admit gate.

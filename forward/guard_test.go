@@ -379,3 +379,60 @@ func TestRetryAfterLostConnection(t *testing.T) {
 		})
 	}
 }
+
+// A peer removed from the pool (it left the cluster) while a forwarded call to it is
+// in flight: the call completes, and the connection closes after it.
+func TestRemovedPeerFinishesInFlightCalls(t *testing.T) {
+	c := newCluster(t, 2, nil)
+	key := c.keyOwnedBy(t, "b")
+	a, b := c.byID("a"), c.byID("b")
+	type res struct {
+		r   *echov1.EchoResponse
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		r, err := a.client.Echo(metadata.AppendToOutgoingContext(ctxT(t), "x-mode", "hold"), &echov1.EchoRequest{Key: key})
+		done <- res{r, err}
+	}()
+	<-b.echo.started
+	pc := a.fwd.pool.lookup("b")
+	a.fwd.RemovePeer("b")
+	if a.fwd.pool.lookup("b") != nil {
+		t.Fatal("b still pooled")
+	}
+	if pc.cc.GetState() == connectivity.Shutdown {
+		t.Fatal("the connection was closed under an in-flight call")
+	}
+	close(b.echo.release)
+	got := <-done
+	if got.err != nil || got.r.GetServedBy() != "b" {
+		t.Fatalf("in-flight call: %v %v", got.r, got.err)
+	}
+	eventually(t, 10*time.Second, func() bool { return pc.cc.GetState() == connectivity.Shutdown },
+		"the retired connection to close after its last call")
+}
+
+// A call whose owner left between the owner lookup and the pick (the ring no longer
+// has its address) goes to the current owner instead of failing.
+func TestOwnerGoneBeforePickRerouted(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	key := c.keyOwnedBy(t, "c")
+	a := c.byID("a")
+	// a's ring loses c's address but the caller looked the owner up before.
+	v := c.view.clone()
+	v.remove("c")
+	a.ring.view.Store(v)
+	want, _ := a.ring.Owner(key)
+	tg, err := a.fwd.pick(key, "c", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := "a"
+	if tg.pc != nil {
+		got = tg.pc.id
+	}
+	if got != want || !tg.rerouted {
+		t.Fatalf("picked %s (rerouted %v), want %s", got, tg.rerouted, want)
+	}
+}

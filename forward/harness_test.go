@@ -179,10 +179,11 @@ type echoServer struct {
 	started   chan string    // "block" mode: the call started
 	deadlines chan time.Time // "block" mode: the handler's deadline (zero: none)
 	ended     chan error     // "block" mode: ctx.Err() the handler saw
+	release   chan struct{}  // "hold" mode: the handler answers once this is closed
 }
 
 func newEchoServer(id string) *echoServer {
-	return &echoServer{id: id, started: make(chan string, 16), deadlines: make(chan time.Time, 16), ended: make(chan error, 16)}
+	return &echoServer{id: id, started: make(chan string, 16), deadlines: make(chan time.Time, 16), ended: make(chan error, 16), release: make(chan struct{})}
 }
 
 func mode(ctx context.Context) string {
@@ -224,6 +225,9 @@ func (s *echoServer) handle(ctx context.Context, req *echov1.EchoRequest) (*echo
 		<-ctx.Done()
 		s.ended <- ctx.Err()
 		return nil, ctx.Err()
+	case "hold":
+		s.started <- s.id
+		<-s.release
 	case "echo-md":
 		md, _ := metadata.FromIncomingContext(ctx)
 		keys := make([]string, 0, len(md))

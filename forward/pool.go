@@ -25,6 +25,41 @@ type peerConn struct {
 
 	state    atomic.Int32
 	openedAt atomic.Int64 // unix nanos of the last open
+
+	// active counts forwarded calls and relays using cc; a retired conn (its member
+	// left or moved) is closed when the last of them ends, so a leaving peer's
+	// in-flight calls finish instead of being cancelled under it.
+	active    atomic.Int64
+	retired   atomic.Bool
+	closeOnce sync.Once
+}
+
+// acquire marks cc in use by one call; release ends that use.
+func (p *peerConn) acquire() { p.active.Add(1) }
+
+func (p *peerConn) release(log *slog.Logger) {
+	if p.active.Add(-1) == 0 && p.retired.Load() {
+		p.closeNow(log, "retired, last call ended")
+	}
+}
+
+// retire closes cc once no call uses it (at once if none does).
+func (p *peerConn) retire(log *slog.Logger, why string) {
+	p.retired.Store(true)
+	if p.active.Load() == 0 {
+		p.closeNow(log, why)
+	}
+}
+
+func (p *peerConn) closeNow(log *slog.Logger, why string) {
+	p.closeOnce.Do(func() {
+		// grpc's Close waits for its own goroutines; calls still on the conn fail
+		// with Canceled (classify retries those that had not started).
+		if err := p.cc.Close(); err != nil {
+			log.Debug("closing peer connection", "peer", p.id, "addr", p.addr, "err", err)
+		}
+		log.Debug("closed peer connection", "peer", p.id, "addr", p.addr, "why", why)
+	})
 }
 
 // allow reports whether a call may go to the peer now. When the cooldown of an open
@@ -100,7 +135,7 @@ func (p *pool) get(id, addr string) (*peerConn, error) {
 		next[k] = v
 	}
 	if prev := next[id]; prev != nil {
-		p.closeConn(prev, "address changed")
+		prev.retire(p.log, "address changed")
 	}
 	next[id] = pc
 	p.peers.Store(&next)
@@ -123,7 +158,7 @@ func (p *pool) retain(keep map[string]bool) {
 			next[id] = pc
 			continue
 		}
-		p.closeConn(pc, "left the cluster")
+		pc.retire(p.log, "left the cluster")
 	}
 	p.peers.Store(&next)
 }
@@ -143,7 +178,7 @@ func (p *pool) remove(id string) {
 			next[k] = v
 		}
 	}
-	p.closeConn(pc, "removed")
+	pc.retire(p.log, "removed")
 	p.peers.Store(&next)
 }
 
@@ -156,19 +191,10 @@ func (p *pool) close() {
 	}
 	p.closed = true
 	for _, pc := range *p.peers.Load() {
-		p.closeConn(pc, "forwarder closed")
+		pc.closeNow(p.log, "forwarder closed")
 	}
 	m := map[string]*peerConn{}
 	p.peers.Store(&m)
-}
-
-func (p *pool) closeConn(pc *peerConn, why string) {
-	// In-flight calls on the conn fail with Canceled; grpc's Close waits for its
-	// own goroutines.
-	if err := pc.cc.Close(); err != nil {
-		p.log.Debug("closing peer connection", "peer", pc.id, "addr", pc.addr, "err", err)
-	}
-	p.log.Debug("closed peer connection", "peer", pc.id, "addr", pc.addr, "why", why)
 }
 
 // openCount counts peers whose breaker is not closed.

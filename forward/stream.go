@@ -157,14 +157,24 @@ func (f *Forwarder) forwardStream(ctx context.Context, m *method, key, owner str
 		}
 		md[MarkHeader] = []string{mk}
 		sctx, cancel := context.WithCancel(out)
+		t.pc.acquire()
 		cs, err := t.pc.cc.NewStream(sctx, relayDesc, m.name, grpc.ForceCodecV2(f.codec))
 		if err != nil {
 			cancel()
+			t.pc.release(f.log)
 			lastErr = err
 			// NewStream fails before anything is sent: Unavailable here means the
-			// connection was refused or is in TransientFailure, so the call never ran.
-			if status.Code(err) != codes.Unavailable || attempt+1 >= f.cfg.Retry.MaxAttempts || ctx.Err() != nil {
+			// connection was refused or is in TransientFailure, Canceled with the
+			// caller's ctx alive that the pooled conn was closed (its member left);
+			// either way the call never ran.
+			code := status.Code(err)
+			if (code != codes.Unavailable && (code != codes.Canceled || ctx.Err() != nil)) ||
+				attempt+1 >= f.cfg.Retry.MaxAttempts || ctx.Err() != nil {
 				break
+			}
+			if code == codes.Canceled {
+				last = t.pc
+				continue
 			}
 			if t.pc.open() {
 				f.met.breakerOpens.WithLabelValues(t.pc.id).Inc()
@@ -175,6 +185,7 @@ func (f *Forwarder) forwardStream(ctx context.Context, m *method, key, owner str
 		}
 		t.pc.reached()
 		err = f.relay(cs, cancel, ss, first)
+		t.pc.release(f.log)
 		f.met.latency.Observe(time.Since(start).Seconds())
 		f.met.count(m, routeForwarded, status.Code(err))
 		return err

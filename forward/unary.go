@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -116,20 +117,34 @@ type target struct {
 func (f *Forwarder) pick(key, owner string, refusedBy string, hint *swimringv1.OwnerHint) (target, error) {
 	primary := owner
 	rerouted := false
+	var flags uint8
 	if hint != nil && owner == refusedBy && hint.GetOwnerId() != refusedBy {
 		if _, ok := f.ring.Addr(hint.GetOwnerId()); ok || hint.GetOwnerId() == f.self {
-			primary, rerouted = hint.GetOwnerId(), true
+			// The hinted owner serves the call whatever its own ring says (fallback
+			// flag): two refusers that each name the other must not bounce it until
+			// the attempts run out.
+			primary, rerouted, flags = hint.GetOwnerId(), true, markFallback
 		}
 	}
 	if primary == f.self {
 		return target{rerouted: rerouted}, nil
 	}
 	pc, err := f.peer(primary)
+	if errors.Is(err, ErrUnknownPeer) && !rerouted {
+		// The owner left between the caller's lookup and now: ask the current ring.
+		if o, oerr := f.ring.Owner(key); oerr == nil && o != primary {
+			if o == f.self {
+				return target{rerouted: true}, nil
+			}
+			primary, rerouted = o, true
+			pc, err = f.peer(primary)
+		}
+	}
 	if err != nil {
 		return target{}, status.Errorf(codes.Unavailable, "swimring: owner %s: %v", primary, err)
 	}
 	if pc.allow(f.cfg.BreakerCooldown) {
-		return target{pc: pc, rerouted: rerouted}, nil
+		return target{pc: pc, flags: flags, rerouted: rerouted}, nil
 	}
 	for _, id := range f.ring.OwnerN(key, fallbackDepth) {
 		if id == primary || id == refusedBy {
@@ -183,12 +198,19 @@ const (
 //   - no transport stream was created (grpc's Peer call option stayed empty) and the
 //     code is Unavailable: the connection was refused or is in TransientFailure, the
 //     request never left this node → notRun, and the peer's breaker opens;
+//   - Canceled before a stream while the caller's ctx is alive: the pooled conn was
+//     closed under the call (its member left) → notRun;
 //   - a refusal carrying an OwnerHint: the owner did not run it → notRun;
 //   - Unavailable after the stream was created (connection lost mid-call) → mayRetry;
 //   - anything else (the owner's own status, deadline, cancellation) → final.
-func (f *Forwarder) classify(pc *peerConn, c *call, err error) (outcome, *swimringv1.OwnerHint) {
+func (f *Forwarder) classify(ctx context.Context, pc *peerConn, c *call, err error) (outcome, *swimringv1.OwnerHint) {
 	code := status.Code(err)
 	if c.peer.Addr == nil {
+		if code == codes.Canceled && ctx.Err() == nil {
+			// Not the caller's cancel: the pooled conn was closed (its member left)
+			// before the call got a stream. Nothing was sent.
+			return notRun, nil
+		}
 		if code == codes.Unavailable {
 			if pc.open() {
 				f.met.breakerOpens.WithLabelValues(pc.id).Inc()
@@ -263,7 +285,9 @@ func (f *Forwarder) forwardUnary(ctx context.Context, m *method, key, owner stri
 		}
 		md[MarkHeader] = []string{mk}
 		c.reset()
+		t.pc.acquire()
 		err = t.pc.cc.Invoke(out, m.name, req, &c.resp, c.opts[:]...)
+		t.pc.release(f.log)
 		if err == nil {
 			t.pc.reached()
 			_ = grpc.SetHeader(ctx, c.hdr)
@@ -274,7 +298,7 @@ func (f *Forwarder) forwardUnary(ctx context.Context, m *method, key, owner stri
 			return resp, nil
 		}
 		lastErr = err
-		oc, h := f.classify(t.pc, c, err)
+		oc, h := f.classify(ctx, t.pc, c, err)
 		if oc == final || (oc == mayRetry && !m.idempotent) || attempt+1 >= f.cfg.Retry.MaxAttempts || ctx.Err() != nil {
 			break
 		}
