@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/swimring/swimring/forward"
@@ -644,5 +645,33 @@ func TestRoutedCallBeforeStart(t *testing.T) {
 	}
 	if _, err := n.Owner("k"); !errors.Is(err, ErrNotStarted) {
 		t.Fatalf("Owner before Start: %v", err)
+	}
+}
+
+// grpcurl and friends work against any node: reflection lists the user's services
+// next to the admin and health services.
+func TestReflectionListsServices(t *testing.T) {
+	c := &testCluster{t: t}
+	n := c.newNode("n0")
+	stream, err := reflectionpb.NewServerReflectionClient(n.conn).ServerReflectionInfo(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = stream.CloseSend()
+	var names []string
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	for _, want := range []string{"swimring.echo.v1.EchoService", "swimring.admin.v1.AdminService", "grpc.health.v1.Health"} {
+		if !slices.Contains(names, want) {
+			t.Fatalf("reflection lists %v, missing %s", names, want)
+		}
 	}
 }
