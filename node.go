@@ -73,11 +73,11 @@ type Node struct {
 	draining atomic.Bool // Close is draining: routed calls are refused
 
 	// lifeMu serialises Start's ring-goroutine launch, leave and Close; it protects
-	// ringRunning, leaveErr and left's closing.
+	// ringRunning, hasLeft and finalDone.
 	lifeMu      sync.Mutex
 	ringRunning bool
 	hasLeft     bool
-	leaveErr    error
+	finalDone   chan struct{} // closed by the ring goroutine once the final ring is out
 	left        chan struct{} // closed once the node has left the cluster
 
 	ctx    context.Context // cancelled by Close: aborts a Start in progress
@@ -251,47 +251,52 @@ func (n *Node) Start(ctx context.Context) error {
 func (n *Node) Left() <-chan struct{} { return n.left }
 
 // leave is the first half of Close, also run by the admin Leave: NOT_SERVING, leave
-// the cluster, publish the final ring (without this node) and wait until every
-// subscriber handled it. Runs once; later calls return the first result.
+// the cluster, publish the final ring (without this node) and wait, within ctx, until
+// every subscriber handled it. The first call leaves and closes Left(); every call
+// waits for the subscribers again, so a Close after an admin Leave whose caller gave
+// up still waits for the hand-off (with Close's own ctx).
 func (n *Node) leave(ctx context.Context) error {
-	n.lifeMu.Lock()
-	defer n.lifeMu.Unlock()
-	if n.hasLeft {
-		return n.leaveErr
-	}
-	n.hasLeft = true
-	if n.phase.Load() != phaseClosed {
-		n.phase.Store(phaseLeft)
-	}
-	n.leaving.Store(true)
-	n.health.Shutdown() // every service NOT_SERVING, and stays so
-	n.setServingMetric(false)
-	n.log.Info("leaving the cluster")
-
 	var errs []error
-	if err := n.ml.Leave(ctx); err != nil && !errors.Is(err, membership.ErrClosed) {
-		errs = append(errs, fmt.Errorf("swimring: leave: %w", err))
+	n.lifeMu.Lock()
+	if !n.hasLeft {
+		n.hasLeft = true
+		if n.phase.Load() != phaseClosed {
+			n.phase.Store(phaseLeft)
+		}
+		n.leaving.Store(true)
+		n.health.Shutdown() // every service NOT_SERVING, and stays so
+		n.setServingMetric(false)
+		n.log.Info("leaving the cluster")
+		if err := n.ml.Leave(ctx); err != nil && !errors.Is(err, membership.ErrClosed) {
+			errs = append(errs, fmt.Errorf("swimring: leave: %w", err))
+		}
+		defer close(n.left) // once this call is done with the hand-off (or gave up on it)
 	}
-	if n.ringRunning {
+	if n.ringRunning && n.finalDone == nil {
 		done := make(chan struct{})
 		select {
 		case n.leaveReq <- done:
-			select {
-			case <-done:
-				if err := n.subs.waitFinal(ctx, n.state.Load().version); err != nil {
-					errs = append(errs, err)
-				}
-			case <-ctx.Done():
-				errs = append(errs, fmt.Errorf("swimring: leave: final ring change: %w", ctx.Err()))
+			n.finalDone = done
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("swimring: leave: final ring change: %w", ctx.Err()))
+		}
+	}
+	finalDone := n.finalDone
+	n.lifeMu.Unlock()
+
+	if finalDone != nil {
+		select {
+		case <-finalDone:
+			if err := n.subs.waitFinal(ctx, n.state.Load().version); err != nil {
+				errs = append(errs, err)
 			}
 		case <-ctx.Done():
 			errs = append(errs, fmt.Errorf("swimring: leave: final ring change: %w", ctx.Err()))
 		}
 	}
-	n.leaveErr = errors.Join(errs...)
-	close(n.left)
-	n.log.Info("left the cluster", "err", n.leaveErr)
-	return n.leaveErr
+	err := errors.Join(errs...)
+	n.log.Info("left the cluster", "err", err)
+	return err
 }
 
 // Close shuts the node down gracefully, within ctx: health NOT_SERVING; leave the

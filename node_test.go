@@ -675,3 +675,49 @@ func TestReflectionListsServices(t *testing.T) {
 		}
 	}
 }
+
+// An admin Leave whose caller gives up before the hand-off is done does not cut the
+// hand-off short: the Close that follows waits for it, within its own ctx.
+func TestCloseAfterImpatientLeaveWaitsForHandOff(t *testing.T) {
+	c := newTestCluster(t, 2, nil)
+	n1 := c.byID("n1")
+	release := make(chan struct{})
+	var handOffErr atomic.Value
+	finished := make(chan struct{})
+	n1.node.Subscribe(func(ctx context.Context, ch RingChange) {
+		if !ch.Final {
+			return
+		}
+		defer close(finished)
+		select {
+		case <-release:
+		case <-ctx.Done():
+			handOffErr.Store(ctx.Err())
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := adminv1.NewAdminServiceClient(n1.conn).Leave(ctx, &adminv1.LeaveRequest{})
+	if err == nil {
+		t.Fatal("Leave returned before the subscriber finished")
+	}
+	<-n1.node.Left()
+	closed := make(chan error, 1)
+	go func() { closed <- n1.node.Close(context.Background()) }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while the hand-off was still running", err)
+	case <-finished:
+		t.Fatalf("the hand-off was cut short: %v", handOffErr.Load())
+	case <-time.After(300 * time.Millisecond):
+		// Not a synchronisation: a window in which a wrong Close would have returned.
+	}
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	<-finished
+	if e := handOffErr.Load(); e != nil {
+		t.Fatalf("hand-off saw %v", e)
+	}
+}

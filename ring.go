@@ -57,6 +57,7 @@ type ringBuilder struct {
 	inRing  map[string]bool              // members added to b
 	members map[string]membership.Member // members of the last state, by ID
 	leaving bool                         // keep self in the ring until the final build
+	done    bool                         // the final state is published: nothing follows it
 	version uint64
 }
 
@@ -105,6 +106,10 @@ func (rb *ringBuilder) reset() {
 // rebuild applies the current membership snapshot. final: this node has left;
 // publish the ring without it, flagged final.
 func (rb *ringBuilder) rebuild(final bool) {
+	if rb.done {
+		return
+	}
+	rb.done = final
 	n := rb.n
 	self := n.cfg.ID
 	if n.leaving.Load() {
