@@ -106,12 +106,11 @@ func TestOnSwimringNodes(t *testing.T) {
 		nodes = append(nodes, startSwimNode(t, id, seed))
 	}
 	waitRing(t, nodes)
-	ctx := ctxT(t)
 	const keys = 200
 	for i := range keys {
 		via := nodes[i%len(nodes)]
 		k := fmt.Sprintf("key-%d", i)
-		if _, err := via.kv.Put(ctx, &kvv1.PutRequest{Key: k, Value: []byte("v-" + k)}); err != nil {
+		if _, err := via.kv.Put(callCtx(t), &kvv1.PutRequest{Key: k, Value: []byte("v-" + k)}); err != nil {
 			t.Fatalf("put %s via %s: %v", k, via.id, err)
 		}
 	}
@@ -120,7 +119,7 @@ func TestOnSwimringNodes(t *testing.T) {
 		for i := range keys {
 			k := fmt.Sprintf("key-%d", i)
 			for _, via := range nodes {
-				r, err := via.kv.Get(ctx, &kvv1.GetRequest{Key: k})
+				r, err := via.kv.Get(callCtx(t), &kvv1.GetRequest{Key: k})
 				if err != nil || string(r.GetValue()) != "v-"+k {
 					t.Fatalf("get %s via %s: %q %v", k, via.id, r.GetValue(), err)
 				}
@@ -149,4 +148,12 @@ func TestOnSwimringNodes(t *testing.T) {
 		}
 		return total >= 3*keys
 	}, "every key on 3 replicas")
+}
+
+// callCtx bounds one call (not the whole test: hundreds of calls run under -race on a
+// shared machine).
+func callCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
