@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"strings"
 	"time"
 
@@ -135,6 +136,14 @@ type Config struct {
 	// routed methods only); above it a call fails at once with
 	// codes.ResourceExhausted. Default 10000; negative means no limit.
 	MaxInFlight int
+	// StreamWorkers is how many goroutines the server keeps to run handlers
+	// (grpc.NumStreamWorkers). A call arriving while every worker is busy runs on a
+	// fresh goroutine instead, whose stack grows anew on every call. A forwarded call
+	// holds its worker for a whole hop to the owner, so a node needs about as many
+	// workers as calls in flight, not one per core. Default:
+	// DefaultStreamWorkersPerCPU × GOMAXPROCS at New, at least
+	// MinDefaultStreamWorkers; negative: none (a goroutine per call, grpc's default).
+	StreamWorkers int
 	// BreakerCooldown is how long a peer whose connection was refused is skipped
 	// before one trial call is let through (half-open). ResetPeer closes the breaker
 	// earlier. Default 2 s.
@@ -165,6 +174,10 @@ const (
 	DefaultMaxBackoff      = 100 * time.Millisecond
 	DefaultMaxInFlight     = 10000
 	DefaultBreakerCooldown = 2 * time.Second
+	// DefaultStreamWorkersPerCPU and MinDefaultStreamWorkers size the default
+	// StreamWorkers (see there).
+	DefaultStreamWorkersPerCPU = 8
+	MinDefaultStreamWorkers    = 32
 	// WindowSize is the static HTTP/2 flow-control window set on both sides: any
 	// static window ≥ 64 KiB switches grpc-go's per-RPC BDP ping off, which was
 	// measured to matter more than anything else on the forward path.
@@ -241,6 +254,12 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.BreakerCooldown == 0 {
 		out.BreakerCooldown = DefaultBreakerCooldown
+	}
+	switch {
+	case out.StreamWorkers == 0:
+		out.StreamWorkers = max(MinDefaultStreamWorkers, DefaultStreamWorkersPerCPU*runtime.GOMAXPROCS(0))
+	case out.StreamWorkers < 0:
+		out.StreamWorkers = 0
 	}
 	if out.DialOptions == nil {
 		out.DialOptions = DefaultDialOptions()

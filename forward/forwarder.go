@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,16 +22,18 @@ import (
 // owns its key and forwards it, in one hop, to the owner otherwise. Install it with
 // grpc.NewServer(f.ServerOptions()...). All methods are safe for concurrent use.
 type Forwarder struct {
-	cfg     Config
-	ring    Ring
-	self    string
-	log     *slog.Logger
-	codec   *relayCodec
-	pool    *pool
-	marks   *marks
-	met     *metrics
-	ownerMD metadata.MD
-	max     int64
+	cfg   Config
+	ring  Ring
+	self  string
+	log   *slog.Logger
+	codec *relayCodec
+	// codecOpt is grpc.ForceCodecV2(codec), made once rather than per forwarded call.
+	codecOpt grpc.CallOption
+	pool     *pool
+	marks    *marks
+	met      *metrics
+	ownerMD  metadata.MD
+	max      int64
 
 	errBusy error
 
@@ -75,6 +76,7 @@ func New(cfg Config) (*Forwarder, error) {
 		max:     int64(c.MaxInFlight),
 		errBusy: status.Errorf(codes.ResourceExhausted, "swimring: node %s is at its limit of %d calls in flight", self, c.MaxInFlight),
 	}
+	f.codecOpt = grpc.ForceCodecV2(f.codec)
 	f.pool = newPool(c.DialOptions, f.log)
 	methods, err := resolveAll(c.Routes)
 	if err != nil {
@@ -152,17 +154,20 @@ func (f *Forwarder) method(full string) *method {
 // ServerOptions returns everything to install on a grpc.Server: the interceptors
 // (chained first, so a user's own chained interceptors run inside them, on local calls
 // only), the relay codec, a static 1 MiB flow-control window (no BDP pings), a
-// permissive keepalive enforcement policy and stream workers.
+// permissive keepalive enforcement policy and Config.StreamWorkers stream workers.
 func (f *Forwarder) ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
+	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(f.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(f.StreamInterceptor()),
 		grpc.ForceServerCodecV2(f.codec),
 		grpc.InitialWindowSize(WindowSize),
 		grpc.InitialConnWindowSize(WindowSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 	}
+	if f.cfg.StreamWorkers > 0 {
+		opts = append(opts, grpc.NumStreamWorkers(uint32(f.cfg.StreamWorkers)))
+	}
+	return opts
 }
 
 // UnaryInterceptor returns the unary server interceptor. It needs the relay codec
