@@ -115,25 +115,48 @@ type marks struct {
 type outMarks struct {
 	checksum uint64
 	byFlags  [4]string
+	// md holds each mark as the metadata value slice, shared by every call that
+	// sends it (grpc only reads outgoing metadata), so a forwarded call does not
+	// allocate one.
+	md [4][]string
 }
 
 const maxSeenMarks = 256
 
 // outgoing returns the encoded mark this node sends with the given flags.
 func (ms *marks) outgoing(checksum uint64, flags uint8) (string, error) {
+	o, err := ms.current(checksum)
+	if err != nil {
+		return "", err
+	}
+	return o.byFlags[flags&3], nil
+}
+
+// outgoingMD is outgoing as a metadata value. The slice is shared: never modify it.
+func (ms *marks) outgoingMD(checksum uint64, flags uint8) ([]string, error) {
+	o, err := ms.current(checksum)
+	if err != nil {
+		return nil, err
+	}
+	return o.md[flags&3], nil
+}
+
+// current returns the marks of this ring checksum, encoding them when it changed.
+func (ms *marks) current(checksum uint64) (*outMarks, error) {
 	o := ms.out.Load()
 	if o == nil || o.checksum != checksum {
 		o = &outMarks{checksum: checksum}
 		for fl := range o.byFlags {
 			s, err := encodeMark(mark{Flags: uint8(fl), Hops: 1, Checksum: checksum, Sender: ms.self}, ms.key)
 			if err != nil {
-				return "", err
+				return nil, err
 			}
 			o.byFlags[fl] = s
+			o.md[fl] = []string{s}
 		}
 		ms.out.Store(o)
 	}
-	return o.byFlags[flags&3], nil
+	return o, nil
 }
 
 // verify parses s, using the cache of marks already verified.

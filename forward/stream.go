@@ -150,15 +150,15 @@ func (f *Forwarder) forwardStream(ctx context.Context, m *method, key, owner str
 		if t.pc == nil {
 			return f.localStream(srv, ss, m, first, handler)
 		}
-		mk, err := f.marks.outgoing(f.ring.Checksum(), t.flags)
+		mk, err := f.marks.outgoingMD(f.ring.Checksum(), t.flags)
 		if err != nil {
 			first.free()
 			return status.Errorf(codes.Internal, "swimring: %v", err)
 		}
-		md[MarkHeader] = []string{mk}
+		md[MarkHeader] = mk
 		sctx, cancel := context.WithCancel(out)
 		t.pc.acquire()
-		cs, err := t.pc.cc.NewStream(sctx, relayDesc, m.name, grpc.ForceCodecV2(f.codec))
+		cs, err := t.pc.cc.NewStream(sctx, relayDesc, m.name, f.codecOpt)
 		if err != nil {
 			cancel()
 			t.pc.release(f.log)

@@ -240,7 +240,7 @@ func (f *Forwarder) forwardUnary(ctx context.Context, m *method, key, owner stri
 	md := outgoingMD(ctx)
 	out := metadata.NewOutgoingContext(ctx, md)
 	c := callPool.Get().(*call)
-	c.opts[0] = grpc.ForceCodecV2(f.codec)
+	c.opts[0] = f.codecOpt
 	defer func() {
 		c.reset()
 		callPool.Put(c)
@@ -279,19 +279,18 @@ func (f *Forwarder) forwardUnary(ctx context.Context, m *method, key, owner stri
 			f.met.latency.Observe(time.Since(start).Seconds())
 			return f.local(ctx, m, req, handler)
 		}
-		mk, err := f.marks.outgoing(f.ring.Checksum(), t.flags)
+		mk, err := f.marks.outgoingMD(f.ring.Checksum(), t.flags)
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "swimring: %v", err)
 		}
-		md[MarkHeader] = []string{mk}
+		md[MarkHeader] = mk
 		c.reset()
 		t.pc.acquire()
 		err = t.pc.cc.Invoke(out, m.name, req, &c.resp, c.opts[:]...)
 		t.pc.release(f.log)
 		if err == nil {
 			t.pc.reached()
-			_ = grpc.SetHeader(ctx, c.hdr)
-			_ = grpc.SetTrailer(ctx, c.trl)
+			relayHeaders(ctx, c)
 			f.met.latency.Observe(time.Since(start).Seconds())
 			f.met.count(m, routeForwarded, codes.OK)
 			resp := &frame{data: c.resp.take()}
@@ -308,11 +307,22 @@ func (f *Forwarder) forwardUnary(ctx context.Context, m *method, key, owner stri
 			refusedBy, hint = t.pc.id, h
 		}
 	}
-	_ = grpc.SetHeader(ctx, c.hdr)
-	_ = grpc.SetTrailer(ctx, c.trl)
+	relayHeaders(ctx, c)
 	f.met.latency.Observe(time.Since(start).Seconds())
 	f.met.count(m, routeForwarded, status.Code(lastErr))
 	return nil, lastErr
+}
+
+// relayHeaders hands the owner's response headers and trailers to the caller's call.
+// Empty ones are skipped: grpc's SetHeader and SetTrailer copy into a new map even
+// when there is nothing to add, and most calls have no trailer.
+func relayHeaders(ctx context.Context, c *call) {
+	if len(c.hdr) > 0 {
+		_ = grpc.SetHeader(ctx, c.hdr)
+	}
+	if len(c.trl) > 0 {
+		_ = grpc.SetTrailer(ctx, c.trl)
+	}
 }
 
 // backoff waits before retrying the same peer: InitialBackoff doubling per attempt up to
