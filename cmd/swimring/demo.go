@@ -308,6 +308,9 @@ func demoTable(cs []*demoChild) string {
 	return b.String()
 }
 
+// maxAlignedStep is the longest command nextSteps aligns its comment after.
+const maxAlignedStep = 72
+
 // nextSteps is the list of commands to try, ready to paste.
 func nextSteps(cli string, cs []*demoChild, hasLoad bool) string {
 	if len(cs) == 0 {
@@ -327,7 +330,7 @@ func nextSteps(cli string, cs []*demoChild, hasLoad bool) string {
 		for _, c := range cs {
 			all = append(all, c.info.GRPCAddr)
 		}
-		add(fmt.Sprintf("%s load --addrs %s --duration 10s", cli, strings.Join(all, ",")), "load that checks what it wrote")
+		add(fmt.Sprintf("%s load --addrs %s --duration 10s", cli, strings.Join(all, ",")), "load that checks what it wrote (kill -9 a node meanwhile)")
 	}
 	if len(cs) > 1 {
 		add(fmt.Sprintf("kill -9 %d", last.info.PID), "chaos: its keys move to the others in seconds")
@@ -338,10 +341,18 @@ func nextSteps(cli string, cs []*demoChild, hasLoad bool) string {
 	var sb strings.Builder
 	sb.WriteString("\nTry, in another terminal:\n")
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', 0)
+	var long [][2]string // too long to align: printed after, with the comment above
 	for _, l := range lines {
+		if len(l[0]) > maxAlignedStep {
+			long = append(long, l)
+			continue
+		}
 		fmt.Fprintf(tw, "  %s\t# %s\n", l[0], l[1])
 	}
 	_ = tw.Flush()
+	for _, l := range long {
+		fmt.Fprintf(&sb, "\n  # %s\n  %s\n", l[1], l[0])
+	}
 	return sb.String()
 }
 
