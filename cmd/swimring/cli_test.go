@@ -222,7 +222,12 @@ func TestCLICluster(t *testing.T) {
 	dir := t.TempDir()
 	n1 := startCLINode(t, dir, "n1", "--labels", "zone=a", "--metrics", "127.0.0.1:0")
 	n2 := startCLINode(t, dir, "n2", "--seeds", n1.info.GossipAddr)
-	n3 := startCLINode(t, dir, "n3", "--seeds", n1.info.GossipAddr)
+	// n3 finds the cluster through a seed file (membership/discovery) instead of --seeds.
+	seedFile := filepath.Join(dir, "seeds")
+	if err := os.WriteFile(seedFile, []byte("# any member will do\n"+n2.info.GossipAddr+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n3 := startCLINode(t, dir, "n3", "--seed-file", seedFile)
 	nodes := []*cliNode{n1, n2, n3}
 	if n1.info.MetricsAddr == "" || n2.info.MetricsAddr != "" {
 		t.Fatalf("metrics_addr in ready files: %q, %q", n1.info.MetricsAddr, n2.info.MetricsAddr)
