@@ -115,6 +115,14 @@ func formatLabels(l map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
+// plural is "1 node", "2 nodes".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func yesNo(b bool) string {
 	if b {
 		return "yes"
@@ -141,7 +149,7 @@ func printMembers(w io.Writer, r *adminv1.MembersResponse) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%d members (%d alive), as %s sees them\n", len(r.GetMembers()), alive, r.GetSelfId())
+	_, err := fmt.Fprintf(w, "%s (%d alive), as %s sees them\n", plural(len(r.GetMembers()), "member"), alive, r.GetSelfId())
 	return err
 }
 
@@ -408,7 +416,7 @@ func verdict(groups []sumGroup, unreachable int) string {
 	case 0:
 		s = "no node answered"
 	case 1:
-		s = fmt.Sprintf("all agree: %d nodes on ring %s (%d members)", len(groups[0].Nodes), hex64(groups[0].Checksum), groups[0].RingSize)
+		s = fmt.Sprintf("all agree: %s on ring %s (%s)", plural(len(groups[0].Nodes), "node"), hex64(groups[0].Checksum), plural(groups[0].RingSize, "member"))
 	default:
 		s = fmt.Sprintf("%d groups: rings disagree", len(groups))
 	}

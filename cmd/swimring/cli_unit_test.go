@@ -116,7 +116,7 @@ func TestGroupChecksums(t *testing.T) {
 		t.Errorf("verdict %q", v)
 	}
 	one, _ := groupChecksums(sums[1:2])
-	if v := verdict(one, 0); v != "all agree: 1 nodes on ring 0000000000000001 (2 members)" {
+	if v := verdict(one, 0); v != "all agree: 1 node on ring 0000000000000001 (2 members)" {
 		t.Errorf("verdict %q", v)
 	}
 	if v := verdict(nil, 2); v != "no node answered; 2 unreachable" {
@@ -461,7 +461,7 @@ func TestNodeInProcess(t *testing.T) {
 		t.Fatalf("ready file %+v", info)
 	}
 	ctx := context.Background()
-	if code, out, errs := inProc(ctx, "members", "--addr", info.GRPCAddr); code != 0 || !strings.Contains(out, "1 members (1 alive), as solo sees them") {
+	if code, out, errs := inProc(ctx, "members", "--addr", info.GRPCAddr); code != 0 || !strings.Contains(out, "1 member (1 alive), as solo sees them") {
 		t.Errorf("members: %d %q %q", code, out, errs)
 	}
 	if code, _, errs := inProc(ctx, "kv", "put", "k", "v1", "--addr", info.GRPCAddr); code != 0 {
