@@ -428,6 +428,7 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"node", "--log-level", "loud"}, 2, "--log-level"},
 		{[]string{"node", "--dns", "no-port"}, 2, "--dns"},
 		{[]string{"node", "--key-file", filepath.Join(t.TempDir(), "missing")}, 1, "--key-file"},
+		{[]string{"node", "--ready-file", "/nonexistent-dir/r.json"}, 1, "its directory does not exist"},
 		{[]string{"demo", "--nodes", "0"}, 2, "--nodes must be"},
 	} {
 		start := time.Now()

@@ -379,6 +379,9 @@ func runNode(ctx context.Context, e *env, args []string) error {
 		grpclog.SetLoggerV2(grpcLogger{base.With("node", s.id, "component", "grpc")})
 	}
 	if f.readyFile != "" {
+		if st, err := os.Stat(filepath.Dir(f.readyFile)); err != nil || !st.IsDir() {
+			return fmt.Errorf("--ready-file %s: its directory does not exist", f.readyFile)
+		}
 		if err := os.Remove(f.readyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("--ready-file: removing the stale file: %w", err)
 		}
