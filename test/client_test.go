@@ -233,6 +233,7 @@ func startLoop(log *writeLog, workers int, keys []string, timeout time.Duration,
 				}
 				k := keys[rng.IntN(len(keys))]
 				cl := pick(w, i)
+				step := l.step.Load().(string) // the step the call was sent in
 				ctx, cancel := ctxTimeout(timeout)
 				var err error
 				method := "Get"
@@ -255,7 +256,7 @@ func startLoop(log *writeLog, workers int, keys []string, timeout time.Duration,
 				if err != nil {
 					st := status.Convert(err)
 					l.mu.Lock()
-					l.failures = append(l.failures, failure{time.Now(), l.step.Load().(string), method, k, st.Code(), st.Message()})
+					l.failures = append(l.failures, failure{time.Now(), step, method, k, st.Code(), st.Message()})
 					l.mu.Unlock()
 				} else {
 					l.ok.Add(1)
