@@ -79,7 +79,7 @@ func parseLoadFlags(e *env, args []string) (loadOptions, error) {
 	o := loadOptions{}
 	fs := newFlagSet("load", e)
 	addrs := fs.String("addrs", "", "comma-separated gRPC addresses of kv nodes to spread calls over (required)")
-	fs.DurationVar(&o.duration, "duration", defaultLoadDuration, "how long each run issues calls (0: no time bound; default 10s unless only --count is given)")
+	fs.DurationVar(&o.duration, "duration", defaultLoadDuration, "how long each run issues calls (0: no time bound; only --count given: no time bound either)")
 	fs.Int64Var(&o.count, "count", 0, "how many calls each run issues (0: no count bound)")
 	fs.IntVar(&o.concurrency, "concurrency", defaultLoadConcurrency, "concurrent workers")
 	steps := fs.String("step", "", "comma-separated concurrency levels: one run per level, then a throughput-vs-latency table (overrides --concurrency)")
