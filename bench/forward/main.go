@@ -511,8 +511,8 @@ func loadAnchors(path string) anchorRatios {
 
 func printTable(w *os.File, results []result, concs []int, anc anchorRatios) {
 	g := group(results)
-	fmt.Fprintln(w, "| case | conc | rps | p50 µs | p95 µs | p99 µs | rps ÷ echo | p50 ÷ echo | rps ÷ echo-tuned | allocs/call | B/call | CPU µs/call | errors | n |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| case | conc | rps | p50 µs | p95 µs | p99 µs | rps ÷ echo | p50 ÷ echo | rps ÷ echo-tuned | p50 ÷ echo-tuned | allocs/call | B/call | CPU µs/call | errors | n |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range concs {
 		base, tb := g["echo/"+strconv.Itoa(c)], g["echo-tuned/"+strconv.Itoa(c)]
 		for _, name := range []string{"echo", "echo-tuned", "local", "forward"} {
@@ -527,11 +527,12 @@ func printTable(w *os.File, results []result, concs []int, anc anchorRatios) {
 				return fmt.Sprintf("%.2f", v/median(f(b)))
 			}
 			rps := median(s.rps)
-			fmt.Fprintf(w, "| %s | %d | %.0f | %.1f | %.1f | %.1f | %s | %s | %s | %.1f | %.0f | %.1f | %d | %d |\n",
+			fmt.Fprintf(w, "| %s | %d | %.0f | %.1f | %.1f | %.1f | %s | %s | %s | %s | %.1f | %.0f | %.1f | %d | %d |\n",
 				name, c, rps, median(s.p50), median(s.p95), median(s.p99),
 				ratio(rps, base, func(s *stat) []float64 { return s.rps }),
 				ratio(median(s.p50), base, func(s *stat) []float64 { return s.p50 }),
 				ratio(rps, tb, func(s *stat) []float64 { return s.rps }),
+				ratio(median(s.p50), tb, func(s *stat) []float64 { return s.p50 }),
 				median(s.allocs), median(s.bytes), median(s.cpu), s.errs, len(s.rps))
 		}
 	}
