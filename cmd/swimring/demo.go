@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -115,9 +114,12 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	d := &demo{e: e, f: f, exe: exe, dir: dir}
 
 	err = d.start(ctx)
-	if err == nil {
+	switch {
+	case err == nil:
 		d.printCluster()
 		d.wait(ctx)
+	case errors.Is(err, context.Canceled):
+		err = nil // interrupted while starting: the user asked for it
 	}
 	if serr := d.stop(); err == nil {
 		err = serr
@@ -129,9 +131,6 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
 			err = fmt.Errorf("removing %s: %w", dir, rerr)
 		}
-	}
-	if errors.Is(err, context.Canceled) {
-		return nil // interrupted while starting: the user asked for it
 	}
 	return err
 }
@@ -388,9 +387,8 @@ func (d *demo) stop() error {
 	if len(live) == 0 {
 		return nil
 	}
-	force := make(chan os.Signal, 1)
-	signal.Notify(force, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(force)
+	force, stopWatch := secondSignal()
+	defer stopWatch()
 	fmt.Fprintf(d.e.stdout, "stopping %d nodes, one at a time...\n", len(live))
 	var killed, bad []string
 	forced := false
@@ -409,7 +407,7 @@ func (d *demo) stop() error {
 			killed = append(killed, c.id)
 		case <-force:
 			fmt.Fprintln(d.e.stdout, "second signal: killing the nodes")
-			forced = true
+			forced, force = true, nil
 			_ = c.cmd.Process.Kill()
 		}
 		t.Stop()

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -487,18 +488,15 @@ func (p *nodeProc) shutdown(timeout time.Duration) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	force := make(chan os.Signal, 1)
-	signal.Notify(force, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(force)
+	forced, stopWatch := secondSignal()
+	defer stopWatch()
 	done := make(chan struct{})
 	defer close(done)
-	forced := make(chan struct{})
 	go func() {
 		select {
-		case <-force:
+		case <-forced:
 			p.log.Warn("second signal: cutting the shutdown short")
 			cancel()
-			close(forced)
 		case <-done:
 		}
 	}()
@@ -535,6 +533,44 @@ func (p *nodeProc) shutdown(timeout time.Duration) error {
 		p.log.Info("shut down cleanly", "took", time.Since(start).Round(time.Millisecond))
 	}
 	return err
+}
+
+// signalEcho is how soon after a stop begins a SIGINT/SIGTERM still counts as the
+// same request delivered twice (to the process and to its process group, as timeout(1)
+// does), not as a second one.
+const signalEcho = 300 * time.Millisecond
+
+// secondSignal returns a channel closed when SIGINT or SIGTERM arrives (at least
+// signalEcho from now): the user insists on stopping now. Call stop when done.
+func secondSignal() (forced <-chan struct{}, stop func()) {
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	start := time.Now()
+	out := make(chan struct{})
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		for {
+			select {
+			case <-sig:
+				if time.Since(start) >= signalEcho {
+					close(out)
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return out, func() {
+		once.Do(func() {
+			signal.Stop(sig)
+			close(done)
+			<-exited
+		})
+	}
 }
 
 // oneLine joins the non-nil errors into one error whose message is one line.
