@@ -21,7 +21,9 @@
 //	go srv.Serve(lis)
 //	err = node.Start(ctx)                          // join; SERVING once the ring is ready
 //	...
-//	node.Close(ctx) // leave, hand off, drain; then srv.GracefulStop()
+//	node.Leave(ctx)    // others take over; final hand-off; calls still arriving are forwarded
+//	srv.GracefulStop() // clients move to other nodes
+//	node.Close(ctx)    // drain, stop every goroutine
 //
 // Which methods are routed, and by which key, is declared in the .proto with the
 // swimring.v1.route method option (proto/swimring/v1/options.proto), or in
@@ -43,8 +45,10 @@
 // Close is graceful and idempotent: health NOT_SERVING, leave (the others reroute at
 // once instead of waiting for failure detection), final ring change to the
 // subscribers, refuse new routed calls and drain those in flight, stop every goroutine.
-// The admin service's Leave runs the first half of that and closes Left(), so the
-// process can finish with Close.
+// Leave (and the admin service's Leave) runs the first half of that and keeps
+// forwarding the calls that still arrive; stopping the gRPC server gracefully between
+// Leave and Close lets clients that call this node directly move away without a
+// failed call. The admin Leave closes Left(), so the process can finish the same way.
 //
 // # Consistency
 //

@@ -48,8 +48,9 @@ func serve(ctx context.Context, id string, seeds ...string) (*swimring.Node, fun
 	node.Register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	stop := func() {
-		_ = node.Close(context.Background()) // leave, hand off, drain
-		srv.GracefulStop()
+		_ = node.Leave(context.Background()) // others take over; final hand-off
+		srv.GracefulStop()                   // clients move away
+		_ = node.Close(context.Background()) // drain, stop every goroutine
 	}
 	if err := node.Start(ctx); err != nil {
 		stop()

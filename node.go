@@ -250,7 +250,22 @@ func (n *Node) Start(ctx context.Context) error {
 // then calls Close and stops its gRPC server (see the package doc).
 func (n *Node) Left() <-chan struct{} { return n.left }
 
-// leave is the first half of Close, also run by the admin Leave: NOT_SERVING, leave
+// Leave leaves the cluster without stopping the node: health NOT_SERVING, the others
+// drop it at once, the final ring change (the ring without this node) goes to the
+// subscribers and Leave waits, within ctx, until they handed their data off. Routed
+// calls that still arrive are forwarded to the new owners. The shutdown order that
+// fails no call is: Leave, then the gRPC server's GracefulStop (clients move to other
+// nodes: grpc retries calls that never reached a stopping server), then Close. Close
+// alone leaves too. Calling Leave again waits for the hand-off again.
+func (n *Node) Leave(ctx context.Context) error {
+	switch n.phase.Load() {
+	case phaseNew, phaseStarting:
+		return ErrNotStarted
+	}
+	return n.leave(ctx)
+}
+
+// leave is the first half of Close, also run by Leave and the admin Leave: NOT_SERVING, leave
 // the cluster, publish the final ring (without this node) and wait, within ctx, until
 // every subscriber handled it. The first call leaves and closes Left(); every call
 // waits for the subscribers again, so a Close after an admin Leave whose caller gave
@@ -352,7 +367,8 @@ func (n *Node) admit() error {
 	if n.draining.Load() {
 		return fmt.Errorf("%w: node %s is shutting down", ErrClosed, n.cfg.ID)
 	}
-	if n.cfg.MinMembers > 1 {
+	// A node that left only forwards: its own ring size says nothing about the keys.
+	if n.cfg.MinMembers > 1 && !n.leaving.Load() {
 		if l := n.state.Load().ring.Len(); l < n.cfg.MinMembers {
 			return fmt.Errorf("%w: the ring has %d members, MinMembers is %d", ErrTooFewMembers, l, n.cfg.MinMembers)
 		}

@@ -20,6 +20,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	"github.com/swimring/swimring/forward"
@@ -232,53 +234,80 @@ func TestKilledOwnerBypassed(t *testing.T) {
 	}
 }
 
-// A node that leaves while clients keep calling: no idempotent call fails, and its
-// keys move to the others.
-func TestLeaveUnderLoadLosesNoIdempotentCall(t *testing.T) {
-	c := newTestCluster(t, 3, nil)
-	leaver := c.byID("n2")
-	callers := []*testNode{c.byID("n0"), c.byID("n1")}
-	var failed, ok atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				via := callers[(w+i)%len(callers)]
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_, err := via.client.Get(ctx, &echov1.EchoRequest{Key: fmt.Sprintf("w%d-%d", w, i%200)})
-				cancel()
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-				} else {
-					ok.Add(1)
+// A node leaves while clients keep calling non-idempotent methods: no call fails.
+// Clients of the other nodes need nothing more than Close (the leave reaches the
+// others before the node stops serving); clients that also call the leaving node
+// itself (a round-robin client over every node) need the full order — Leave,
+// GracefulStop, Close — so that they move away before the node stops serving.
+func TestLeaveUnderLoadFailsNoCall(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rrClient bool // also call through a round-robin client over all three nodes
+		stop     func(t *testing.T, n *testNode)
+	}{
+		{"Close/callers-of-others", false, func(t *testing.T, n *testNode) { n.stop(t) }},
+		{"Leave+GracefulStop+Close/round-robin-client", true, func(t *testing.T, n *testNode) {
+			if err := n.node.Leave(ctxT(t)); err != nil {
+				t.Errorf("Leave: %v", err)
+			}
+			n.srv.GracefulStop()
+			n.stop(t)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCluster(t, 3, nil)
+			leaver := c.byID("n2")
+			callers := []*testNode{c.byID("n0"), c.byID("n1")}
+			clients := []echov1.EchoServiceClient{callers[0].client, callers[1].client}
+			if tc.rrClient {
+				clients = append(clients, roundRobinClient(t, c.nodes))
+			}
+			var failed, ok atomic.Int64
+			var firstErr atomic.Value
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for w := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						client := clients[(w+i)%len(clients)]
+						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+						_, err := client.Echo(ctx, &echov1.EchoRequest{Key: fmt.Sprintf("w%d-%d", w, i%200)})
+						cancel()
+						if err != nil {
+							failed.Add(1)
+							firstErr.CompareAndSwap(nil, err)
+						} else {
+							ok.Add(1)
+						}
+					}
+				}()
+			}
+			eventually(t, 10*time.Second, func() bool { return ok.Load() > 200 }, "load to start")
+			tc.stop(t, leaver)
+			c.converge(callers...)
+			before := ok.Load()
+			eventually(t, 10*time.Second, func() bool { return ok.Load() > before+200 }, "load to go on")
+			close(stop)
+			wg.Wait()
+			if n := failed.Load(); n != 0 {
+				t.Fatalf("%d of %d calls failed during the leave; first: %v", n, n+ok.Load(), firstErr.Load())
+			}
+			if leaver.echo.calls.Load() == 0 {
+				t.Fatal("the leaving node served nothing: the test did not route calls to it")
+			}
+			for i := range 50 {
+				if o, _ := callers[0].node.Owner(fmt.Sprintf("x%d", i)); o.ID == "n2" {
+					t.Fatal("the ring still names the node that left")
 				}
 			}
-		}()
-	}
-	eventually(t, 10*time.Second, func() bool { return ok.Load() > 200 }, "load to start")
-	leaver.stop(t)
-	c.converge(callers...)
-	before := ok.Load()
-	eventually(t, 10*time.Second, func() bool { return ok.Load() > before+200 }, "load to go on")
-	close(stop)
-	wg.Wait()
-	if n := failed.Load(); n != 0 {
-		t.Fatalf("%d of %d idempotent calls failed during the leave; first: %v", n, n+ok.Load(), firstErr.Load())
-	}
-	for i := range 50 {
-		if o, _ := callers[0].node.Owner(fmt.Sprintf("x%d", i)); o.ID == "n2" {
-			t.Fatal("the ring still names the node that left")
-		}
+		})
 	}
 }
 
@@ -720,4 +749,23 @@ func TestCloseAfterImpatientLeaveWaitsForHandOff(t *testing.T) {
 	if e := handOffErr.Load(); e != nil {
 		t.Fatalf("hand-off saw %v", e)
 	}
+}
+
+// roundRobinClient balances calls over every node's address, as a client of a
+// swimring service typically does (one address per node, or a DNS name).
+func roundRobinClient(t *testing.T, nodes []*testNode) echov1.EchoServiceClient {
+	r := manual.NewBuilderWithScheme("swimring-test")
+	var addrs []resolver.Address
+	for _, n := range nodes {
+		addrs = append(addrs, resolver.Address{Addr: n.addr})
+	}
+	r.InitialState(resolver.State{Addresses: addrs})
+	cc, err := grpc.NewClient(r.Scheme()+":///nodes", grpc.WithResolvers(r),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return echov1.NewEchoServiceClient(cc)
 }
