@@ -148,13 +148,13 @@ func New(cfg Config) (*Node, error) {
 	n.fwd, err = forward.New(fc)
 	if err != nil {
 		n.met.unregister(n.tee)
-		return nil, fmt.Errorf("swimring: forward: %w", err)
+		return nil, fmt.Errorf("swimring: %w", err)
 	}
 	n.ml, err = membership.New(c.membershipConfig(fp, c.Logger))
 	if err != nil {
 		_ = n.fwd.Close()
 		n.met.unregister(n.tee)
-		return nil, fmt.Errorf("swimring: membership: %w", err)
+		return nil, fmt.Errorf("swimring: %w", err)
 	}
 	// Version 0 with an empty ring of the node's config: "not built yet"; PartitionOf
 	// already answers with the right partition count.

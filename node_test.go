@@ -769,3 +769,30 @@ func roundRobinClient(t *testing.T, nodes []*testNode) echov1.EchoServiceClient 
 	t.Cleanup(func() { _ = cc.Close() })
 	return echov1.NewEchoServiceClient(cc)
 }
+
+// A whole cluster stopped at once: every Close returns without error, having run its
+// final hand-off (nobody waits out its timeout for a leave broadcast no peer is left
+// to hear).
+func TestWholeClusterClosesAtOnce(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	var handedOff atomic.Int32
+	for _, n := range c.nodes {
+		n.node.Subscribe(func(_ context.Context, ch RingChange) {
+			if ch.Final {
+				handedOff.Add(1)
+			}
+		})
+	}
+	errs := make(chan error, len(c.nodes))
+	for _, n := range c.nodes {
+		go func() { errs <- n.node.Close(ctxT(t)) }()
+	}
+	for range c.nodes {
+		if err := <-errs; err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	if got := handedOff.Load(); got != int32(len(c.nodes)) {
+		t.Fatalf("%d final hand-offs, want %d", got, len(c.nodes))
+	}
+}

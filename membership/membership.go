@@ -349,17 +349,29 @@ func (m *Membership) Leave(ctx context.Context) error {
 	return m.leaveLocked(ctx)
 }
 
+// leaveBroadcastRounds bounds how long Leave waits for each of its broadcasts to be
+// sent, in gossip intervals. memberlist's UpdateNode and Leave wait until a broadcast
+// went out to some peer that was alive when they were called; when every peer leaves
+// at the same moment (a whole cluster stopped at once) gossip has nobody left to send
+// to and they would wait out the whole timeout, eating the hand-off's share of it. A
+// queued broadcast goes out at the next gossip tick, so a few intervals are plenty.
+const leaveBroadcastRounds = 10
+
 func (m *Membership) leaveLocked(ctx context.Context) error {
 	m.log.Info("leaving the cluster")
 	var errs []error
-	if err := m.updateMeta(ctx, func(md *nodeMeta) { md.Leaving = true }); err != nil {
+	bctx, cancel := context.WithTimeout(ctx, leaveBroadcastRounds*m.cfg.GossipInterval)
+	defer cancel()
+	if err := m.updateMeta(bctx, func(md *nodeMeta) { md.Leaving = true }); err != nil && m.hasLivePeer() {
 		errs = append(errs, err)
 	}
 	m.state.Store(stateStopped) // Join and heal stop using memberlist from here
 	// memberlist's Leave broadcasts a dead-of-self message: the others mark
 	// this node Left. Guarded by lifeMu: memberlist panics on Leave after
 	// Shutdown.
-	if err := m.ml.Leave(m.timeout(ctx)); err != nil {
+	bctx, cancel = context.WithTimeout(ctx, leaveBroadcastRounds*m.cfg.GossipInterval)
+	defer cancel()
+	if err := m.ml.Leave(m.timeout(bctx)); err != nil && m.hasLivePeer() {
 		errs = append(errs, fmt.Errorf("membership: leave broadcast: %w", err))
 	}
 	t := time.NewTimer(m.cfg.LeavePropagateDelay)
@@ -372,6 +384,17 @@ func (m *Membership) leaveLocked(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("membership: shutdown: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// hasLivePeer reports whether another member is still alive in the snapshot: a
+// broadcast that could not be sent is an error only if someone could have heard it.
+func (m *Membership) hasLivePeer() bool {
+	for _, mb := range m.Snapshot().Members {
+		if mb.Name != m.name {
+			return true
+		}
+	}
+	return false
 }
 
 // kill shuts memberlist down without leaving, as a crash would (tests).
