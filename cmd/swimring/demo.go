@@ -371,9 +371,9 @@ func (d *demo) wait(ctx context.Context) {
 
 // stop stops the nodes still running one at a time, last started first: SIGTERM,
 // then up to --stop-timeout for it to leave, hand its keys off and exit, then SIGKILL.
-// One at a time, because a node that leaves hands its keys to the others, and because
-// membership's leave waits for its broadcast until its timeout when every peer leaves
-// at the same moment. A second Ctrl-C kills every node at once.
+// One at a time, because a node that leaves hands its keys to the others: stopping
+// them in turn keeps every key on a live node until the last one goes, as a rolling
+// shutdown of a real service would. A second Ctrl-C kills every node at once.
 func (d *demo) stop() error {
 	d.mu.Lock()
 	var live []*demoChild

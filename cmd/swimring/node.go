@@ -481,9 +481,11 @@ type nodeProc struct {
 	served       chan error // Serve's result
 }
 
-// shutdown stops the node in the order kv needs: leave the cluster and hand data off
-// (Node.Close), end the subscription, stop serving (gracefully, then by force), close
-// the store. A second SIGINT/SIGTERM cuts the hand-off short.
+// shutdown stops the node in the order that fails no call: leave the cluster and hand
+// data off (Node.Leave; calls still arriving are forwarded to the new owners), stop
+// serving (gracefully, so clients move to other nodes; then by force), close the Node
+// (drain, stop its goroutines), end the subscription, close the store. A second
+// SIGINT/SIGTERM cuts the hand-off short.
 func (p *nodeProc) shutdown(timeout time.Duration) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -502,10 +504,9 @@ func (p *nodeProc) shutdown(timeout time.Duration) error {
 	}()
 
 	var errs []error
-	if err := p.node.Close(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("node close: %w", err))
+	if err := p.node.Leave(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("node leave: %w", err))
 	}
-	p.cancelAttach()
 	stopped := make(chan struct{})
 	go func() { p.gs.GracefulStop(); close(stopped) }()
 	select {
@@ -521,6 +522,10 @@ func (p *nodeProc) shutdown(timeout time.Duration) error {
 	if err := <-p.served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		errs = append(errs, fmt.Errorf("gRPC server: %w", err))
 	}
+	if err := p.node.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("node close: %w", err))
+	}
+	p.cancelAttach()
 	kctx, kcancel := context.WithTimeout(context.Background(), grpcStopGrace)
 	defer kcancel()
 	if err := p.srv.Close(kctx); err != nil {
