@@ -360,8 +360,9 @@ func (n *Node) Close(ctx context.Context) error {
 
 // admit is forward's gate before every routed call.
 func (n *Node) admit() error {
-	switch n.phase.Load() {
-	case phaseNew, phaseStarting:
+	// From the first ring on, not from Start's return: the others may route to this
+	// node as soon as gossip tells them about it.
+	if n.state.Load().version == 0 {
 		return ErrNotStarted
 	}
 	if n.draining.Load() {
