@@ -5,6 +5,7 @@
 #
 # Usage: bench/forward.sh [REPS] [DURATION]      (defaults: 3 5s)
 #   ANCHORS=0              skip the anchors (the table then has no peer figures)
+#   ANCHOR_REPS=n          repetitions of the anchors (default: REPS)
 #   ANCHORS_DIR=path       where shared/anchors is (default: ../shared/anchors)
 #   BENCH_FLAGS="..."      extra flags for bench/forward (e.g. -cpuprofile f)
 # Prints the machine, the load before and after, the RESULT lines and the tables.
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/.."
 REPS=${1:-3}
 DUR=${2:-5s}
 ANCHORS=${ANCHORS:-1}
+ANCHOR_REPS=${ANCHOR_REPS:-$REPS}
 ANCHORS_DIR=${ANCHORS_DIR:-../shared/anchors}
 BIN=${BIN:-${TMPDIR:-/tmp}/swimring-bench}
 mkdir -p "$BIN"
@@ -29,7 +31,7 @@ if [[ "$ANCHORS" != 0 ]]; then
   cp -r "$ANCHORS_DIR" "$BIN/anchors"
   chmod -R u+w "$BIN/anchors"
   rm -rf "$BIN/anchors/results"
-  BIN="$BIN/anchors-bin" "$BIN/anchors/run.sh" "$REPS" "$DUR" >&2
+  BIN="$BIN/anchors-bin" "$BIN/anchors/run.sh" "$ANCHOR_REPS" "$DUR" >&2
   summary=$(ls -td "$BIN"/anchors/results/*/ | head -1)summary.md
   echo "anchors: $summary"
   echo "load after anchors: $(uptime)"
