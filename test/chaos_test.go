@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
+	"github.com/swimring/swimring/examples/kv"
+	"github.com/swimring/swimring/examples/kv/kvtest"
 	adminv1 "github.com/swimring/swimring/proto/swimring/admin/v1"
 	kvv1 "github.com/swimring/swimring/proto/swimring/kv/v1"
 )
@@ -108,14 +110,14 @@ func TestKill9DuringWrites(t *testing.T) {
 
 	// Keys the victim owns, written and acknowledged before the kill.
 	probe := ownedBy(t, ps[0], victim.id, "probe-", 20)
-	wl := newWriteLog()
+	wl := kvtest.NewLedger()
 	put := func(via *proc, k, val string, timeout time.Duration) error {
 		ctx, cancel := ctxTimeout(timeout)
 		defer cancel()
-		wl.begin(k, val)
+		wl.Begin(k, val)
 		r, err := via.kv().Put(ctx, &kvv1.PutRequest{Key: k, Value: []byte(val)})
 		if err == nil {
-			wl.ack(k, val, verOf(r.GetVersion()))
+			wl.Ack(k, val, kv.VersionFromProto(r.GetVersion()))
 		}
 		return err
 	}
@@ -172,7 +174,7 @@ func TestKill9DuringWrites(t *testing.T) {
 				failedTries++
 				continue
 			}
-			if ok, why := wl.check(k, true, string(r.GetValue()), verOf(r.GetVersion())); !ok {
+			if ok, why := wl.Check(k, true, string(r.GetValue()), kv.VersionFromProto(r.GetVersion())); !ok {
 				t.Fatalf("after the kill, %s via %s: %s", k, via.name(), why)
 			}
 			if err := put(via, k, "after-"+k, time.Second); err != nil {
@@ -371,7 +373,7 @@ func TestRollingRestart(t *testing.T) {
 	defer cc.Close()
 	client := kvv1.NewKVClient(cc)
 
-	wl := newWriteLog()
+	wl := kvtest.NewLedger()
 	lp := startLoop(wl, 4, keyRange("rr-", 300), 5*time.Second, 1_000_000, func(int, int) kvv1.KVClient { return client })
 	defer lp.stop()
 	lp.waitProgress(t, 300, 30*time.Second)

@@ -4,8 +4,8 @@ package test
 // or not) and every failed call with the step of the test it happened in, and the
 // re-read of every acknowledged write at the end. The rule is swimring load's: a key
 // must hold a version at least as new as its newest acknowledged write, and a value
-// this test wrote to it (an unacknowledged write may or may not have taken effect, at
-// any time after it was sent, so its value is accepted too).
+// this test wrote to it (kvtest.Ledger: an unacknowledged write may or may not have
+// taken effect, at any time after it was sent, so its value is accepted too).
 
 import (
 	"context"
@@ -22,107 +22,16 @@ import (
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
+	"github.com/swimring/swimring/examples/kv"
+	"github.com/swimring/swimring/examples/kv/kvtest"
 	kvv1 "github.com/swimring/swimring/proto/swimring/kv/v1"
 )
-
-// ver is a kv version in the store's last-writer-wins order.
-type ver struct {
-	millis  int64
-	logical uint32
-	node    string
-}
-
-func verOf(v *kvv1.Version) ver { return ver{v.GetMillis(), v.GetLogical(), v.GetNode()} }
-
-func (a ver) less(b ver) bool {
-	if a.millis != b.millis {
-		return a.millis < b.millis
-	}
-	if a.logical != b.logical {
-		return a.logical < b.logical
-	}
-	return a.node < b.node
-}
-
-type keyLog struct {
-	acked  bool
-	max    ver    // newest acknowledged version
-	maxVal string // its value
-	vals   map[string]bool
-}
-
-// writeLog records the writes of a test.
-type writeLog struct {
-	mu   sync.Mutex
-	keys map[string]*keyLog
-}
-
-func newWriteLog() *writeLog { return &writeLog{keys: map[string]*keyLog{}} }
-
-func (w *writeLog) key(k string) *keyLog {
-	kl := w.keys[k]
-	if kl == nil {
-		kl = &keyLog{vals: map[string]bool{}}
-		w.keys[k] = kl
-	}
-	return kl
-}
-
-func (w *writeLog) begin(k, val string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.key(k).vals[val] = true
-}
-
-func (w *writeLog) ack(k, val string, v ver) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	kl := w.key(k)
-	kl.vals[val] = true
-	if !kl.acked || kl.max.less(v) {
-		kl.acked, kl.max, kl.maxVal = true, v, val
-	}
-}
-
-// check judges a read of k.
-func (w *writeLog) check(k string, found bool, val string, v ver) (bool, string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	kl := w.keys[k]
-	if kl == nil {
-		kl = &keyLog{}
-	}
-	switch {
-	case !found && kl.acked:
-		return false, fmt.Sprintf("not found; last acknowledged %q at %v", kl.maxVal, kl.max)
-	case !found:
-		return true, ""
-	case kl.acked && v.less(kl.max):
-		return false, fmt.Sprintf("read %q at %v, older than the acknowledged %q at %v", val, v, kl.maxVal, kl.max)
-	case !kl.vals[val]:
-		return false, fmt.Sprintf("read %q at %v, never written to this key", val, v)
-	}
-	return true, ""
-}
-
-func (w *writeLog) ackedKeys() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []string
-	for k, kl := range w.keys {
-		if kl.acked {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
 
 // verifyAcked re-reads every acknowledged key through readers (in turn, retrying
 // any failure until timeout; an answer judged wrong is re-read up to 5 times, read
 // repair may still be catching up) and returns the keys lost, with the reason.
-func verifyAcked(w *writeLog, readers []kvv1.KVClient, timeout time.Duration) (checked int, lost []string) {
-	keys := w.ackedKeys()
+func verifyAcked(w *kvtest.Ledger, readers []kvv1.KVClient, timeout time.Duration) (checked int, lost []string) {
+	keys := w.AckedKeys()
 	ctx, cancel := ctxTimeout(timeout)
 	defer cancel()
 	res := make([]string, len(keys))
@@ -150,7 +59,7 @@ func verifyAcked(w *writeLog, readers []kvv1.KVClient, timeout time.Duration) (c
 	return len(keys), lost
 }
 
-func verifyKey(ctx context.Context, w *writeLog, readers []kvv1.KVClient, k string, i int) string {
+func verifyKey(ctx context.Context, w *kvtest.Ledger, readers []kvv1.KVClient, k string, i int) string {
 	wrong := 0
 	last := "no answer"
 	for j := i; ; j++ {
@@ -165,7 +74,7 @@ func verifyKey(ctx context.Context, w *writeLog, readers []kvv1.KVClient, k stri
 			last = err.Error()
 			continue
 		}
-		ok, why := w.check(k, code == codes.OK, string(r.GetValue()), verOf(r.GetVersion()))
+		ok, why := w.Check(k, code == codes.OK, string(r.GetValue()), kv.VersionFromProto(r.GetVersion()))
 		if ok {
 			return ""
 		}
@@ -203,7 +112,7 @@ func (f failure) String() string {
 // loop is a bounded in-test load: workers issue Puts and Gets of keys (half each)
 // until stop, through the client pick returns.
 type loop struct {
-	log     *writeLog
+	log     *kvtest.Ledger
 	step    atomic.Value // string: what the test is doing now
 	ok      atomic.Int64
 	acked   atomic.Int64
@@ -217,7 +126,7 @@ type loop struct {
 
 // startLoop starts workers; pick(w, i) chooses the client of worker w's i-th call.
 // timeout bounds each call; maxCalls bounds the calls of each worker.
-func startLoop(log *writeLog, workers int, keys []string, timeout time.Duration, maxCalls int, pick func(w, i int) kvv1.KVClient) *loop {
+func startLoop(log *kvtest.Ledger, workers int, keys []string, timeout time.Duration, maxCalls int, pick func(w, i int) kvv1.KVClient) *loop {
 	l := &loop{log: log, stopped: make(chan struct{})}
 	l.step.Store("start")
 	for w := range workers {
@@ -240,10 +149,10 @@ func startLoop(log *writeLog, workers int, keys []string, timeout time.Duration,
 				if rng.IntN(2) == 0 {
 					method = "Put"
 					val := fmt.Sprintf("w%d-%d", w, i)
-					log.begin(k, val)
+					log.Begin(k, val)
 					var r *kvv1.PutResponse
 					if r, err = cl.Put(ctx, &kvv1.PutRequest{Key: k, Value: []byte(val)}); err == nil {
-						log.ack(k, val, verOf(r.GetVersion()))
+						log.Ack(k, val, kv.VersionFromProto(r.GetVersion()))
 						l.acked.Add(1)
 					}
 				} else {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swimring/swimring/examples/kv/kvtest"
 	kvv1 "github.com/swimring/swimring/proto/swimring/kv/v1"
 )
 
@@ -24,7 +25,7 @@ func TestNetworkPartition(t *testing.T) {
 	sideA, sideB := ps[:2], ps[2:]
 
 	// Load on each side, through that side's nodes, on keys of its own.
-	wl := newWriteLog()
+	wl := kvtest.NewLedger()
 	loops := map[string]*loop{}
 	for name, side := range map[string][]*proc{"A": sideA, "B": sideB} {
 		loops[name] = startLoop(wl, 2, keyRange("p"+name+"-", 100), 2*time.Second, 1_000_000,

@@ -26,6 +26,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/swimring/swimring/examples/kv"
+	"github.com/swimring/swimring/examples/kv/kvtest"
 	kvv1 "github.com/swimring/swimring/proto/swimring/kv/v1"
 )
 
@@ -172,148 +174,6 @@ func parseLoadFlags(e *env, args []string) (loadOptions, error) {
 }
 
 // ---- write accounting ----
-
-// loadVersion is a kv write version: HLC millis, then logical counter, then node ID
-// (the store's last-writer-wins order).
-type loadVersion struct {
-	millis  int64
-	logical uint32
-	node    string
-}
-
-func loadVersionOf(v *kvv1.Version) loadVersion {
-	return loadVersion{millis: v.GetMillis(), logical: v.GetLogical(), node: v.GetNode()}
-}
-
-func (a loadVersion) less(b loadVersion) bool {
-	if a.millis != b.millis {
-		return a.millis < b.millis
-	}
-	if a.logical != b.logical {
-		return a.logical < b.logical
-	}
-	return a.node < b.node
-}
-
-func (a loadVersion) String() string { return fmt.Sprintf("%d.%d@%s", a.millis, a.logical, a.node) }
-
-// loadWrite is one Put the generator issued.
-type loadWrite struct {
-	acked   bool
-	version loadVersion // the version the ack reported (acked only)
-}
-
-// loadKeyState is what the generator knows of one key.
-type loadKeyState struct {
-	// writes holds every unacknowledged write (any of them may have taken effect, at
-	// any time after it was sent: a delayed request can be stamped after a later one)
-	// and the acknowledged ones not older than maxAcked. Values are unique per write.
-	writes     map[string]loadWrite
-	acked      bool        // at least one Put of the key was acknowledged
-	maxAcked   loadVersion // newest acknowledged version
-	ackedValue string      // the value acknowledged with maxAcked
-}
-
-// loadTracker records every write of a load run and judges what reads return. The rule:
-// a key must hold a version at least as new as its newest acknowledged write, and a
-// value this generator wrote to it. That accepts the last acknowledged value and any
-// value of an unacknowledged write that took effect after it (a write that failed or
-// timed out may or may not have been applied, and may be applied late), and refuses
-// "not found" and anything older once a write was acknowledged.
-type loadTracker struct {
-	mu   sync.Mutex
-	keys map[string]*loadKeyState
-}
-
-func newLoadTracker() *loadTracker { return &loadTracker{keys: map[string]*loadKeyState{}} }
-
-func (t *loadTracker) state(key string) *loadKeyState {
-	ks := t.keys[key]
-	if ks == nil {
-		ks = &loadKeyState{writes: map[string]loadWrite{}}
-		t.keys[key] = ks
-	}
-	return ks
-}
-
-// begin records a Put about to be sent: unacknowledged until ack.
-func (t *loadTracker) begin(key, value string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.state(key).writes[value] = loadWrite{}
-}
-
-// ack records that the Put of value was acknowledged with version v.
-func (t *loadTracker) ack(key, value string, v loadVersion) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	ks := t.state(key)
-	ks.writes[value] = loadWrite{acked: true, version: v}
-	if !ks.acked || ks.maxAcked.less(v) {
-		ks.acked, ks.maxAcked, ks.ackedValue = true, v, value
-		// Older acknowledged writes can no longer be a correct answer: forget them.
-		for val, w := range ks.writes {
-			if w.acked && w.version.less(v) {
-				delete(ks.writes, val)
-			}
-		}
-	}
-}
-
-// floor returns the newest acknowledged version of key so far (ok false: none).
-func (t *loadTracker) floor(key string) (loadVersion, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if ks := t.keys[key]; ks != nil && ks.acked {
-		return ks.maxAcked, true
-	}
-	return loadVersion{}, false
-}
-
-// check judges a read of key: found, and then value and version. ok false means the
-// key's acknowledged writes are not all there; reason says why.
-func (t *loadTracker) check(key string, found bool, value string, v loadVersion) (ok bool, reason string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	ks := t.keys[key]
-	if ks == nil {
-		ks = &loadKeyState{}
-	}
-	if !found {
-		if ks.acked {
-			return false, fmt.Sprintf("not found; last acknowledged %q at %v", ks.ackedValue, ks.maxAcked)
-		}
-		return true, ""
-	}
-	if ks.acked && v.less(ks.maxAcked) {
-		return false, fmt.Sprintf("read %q at %v, older than the last acknowledged %q at %v", value, v, ks.ackedValue, ks.maxAcked)
-	}
-	if _, known := ks.writes[value]; !known {
-		return false, fmt.Sprintf("read %q at %v, a value this run never wrote to the key (or an outdated one)", value, v)
-	}
-	return true, ""
-}
-
-// keysWritten returns every key with at least one Put (acknowledged or not), sorted,
-// and how many of them have an acknowledged one.
-func (t *loadTracker) keysWritten() (keys []string, acked int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	keys = make([]string, 0, len(t.keys))
-	for k, ks := range t.keys {
-		keys = append(keys, k)
-		if ks.acked {
-			acked++
-		}
-	}
-	slices.Sort(keys)
-	return keys, acked
-}
-
-func (t *loadTracker) isAcked(key string) bool {
-	_, ok := t.floor(key)
-	return ok
-}
 
 // ---- latency ----
 
@@ -543,7 +403,7 @@ func (w *loadWorkerStats) nodeError(addr string) {
 type loadRun struct {
 	o       loadOptions
 	nodes   []*loadNode
-	tr      *loadTracker
+	tr      *kvtest.Ledger
 	keys    []string
 	workers atomic.Int64 // global worker ids, so values stay unique across steps
 }
@@ -633,11 +493,11 @@ func (l *loadRun) worker(ctx, stopCtx context.Context, gid int64, w int, issued 
 		t0 := time.Now()
 		if put {
 			val := l.value(gid, seq)
-			l.tr.begin(key, string(val))
+			l.tr.Begin(key, string(val))
 			resp, err := n.kv.Put(cctx, &kvv1.PutRequest{Key: key, Value: val})
 			lat := time.Since(t0)
 			if err == nil {
-				l.tr.ack(key, string(val), loadVersionOf(resp.GetVersion()))
+				l.tr.Ack(key, string(val), kv.VersionFromProto(resp.GetVersion()))
 				st.acked++
 				st.put.lat = append(st.put.lat, lat)
 			} else {
@@ -646,13 +506,13 @@ func (l *loadRun) worker(ctx, stopCtx context.Context, gid int64, w int, issued 
 				st.nodeError(n.addr)
 			}
 		} else {
-			floor, hasFloor := l.tr.floor(key)
+			floor, hasFloor := l.tr.Floor(key)
 			resp, err := n.kv.Get(cctx, &kvv1.GetRequest{Key: key})
 			lat := time.Since(t0)
 			switch code := status.Code(err); code {
 			case codes.OK:
 				st.get.lat = append(st.get.lat, lat)
-				if hasFloor && loadVersionOf(resp.GetVersion()).less(floor) {
+				if hasFloor && kv.VersionFromProto(resp.GetVersion()).Compare(floor) < 0 {
 					st.stale++
 				}
 			case codes.NotFound:
@@ -673,7 +533,7 @@ func (l *loadRun) worker(ctx, stopCtx context.Context, gid int64, w int, issued 
 // verify re-reads every written key through the nodes that answer.
 func (l *loadRun) verify(ctx context.Context) LoadVerifyReport {
 	start := time.Now()
-	keys, acked := l.tr.keysWritten()
+	keys, acked := l.tr.Keys()
 	r := LoadVerifyReport{Keys: len(keys), AckedKeys: acked}
 	vctx, cancel := context.WithTimeout(ctx, l.o.verifyTimeout)
 	defer cancel()
@@ -712,7 +572,7 @@ func (l *loadRun) verify(ctx context.Context) LoadVerifyReport {
 				r.LostKeys = append(r.LostKeys, LoadLostKey{Key: keys[i], Reason: o.reason})
 			}
 		case 3:
-			if l.tr.isAcked(keys[i]) {
+			if _, acked := l.tr.Floor(keys[i]); acked {
 				r.Unverified++
 				if len(r.LostKeys) < loadMaxReportedLost {
 					r.LostKeys = append(r.LostKeys, LoadLostKey{Key: keys[i], Reason: o.reason})
@@ -750,7 +610,7 @@ func (l *loadRun) verifyKey(ctx context.Context, key string, i int) (kind int, r
 			}
 			continue
 		}
-		ok, why := l.tr.check(key, code == codes.OK, string(resp.GetValue()), loadVersionOf(resp.GetVersion()))
+		ok, why := l.tr.Check(key, code == codes.OK, string(resp.GetValue()), kv.VersionFromProto(resp.GetVersion()))
 		if ok {
 			if wrong > 0 {
 				return 1, ""
@@ -776,7 +636,7 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer loadClose(nodes)
-	l := &loadRun{o: o, nodes: nodes, tr: newLoadTracker(), keys: make([]string, o.keys)}
+	l := &loadRun{o: o, nodes: nodes, tr: kvtest.NewLedger(), keys: make([]string, o.keys)}
 	for i := range l.keys {
 		l.keys[i] = fmt.Sprintf("%sk%d", o.prefix, i)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/swimring/swimring"
 	"github.com/swimring/swimring/examples/kv"
+	"github.com/swimring/swimring/examples/kv/kvtest"
 	"github.com/swimring/swimring/membership"
 	kvv1 "github.com/swimring/swimring/proto/swimring/kv/v1"
 )
@@ -66,134 +67,6 @@ func TestLoadOpReport(t *testing.T) {
 	}
 	if r.P50Ms != 3 || r.P99Ms != 5 || r.MaxMs != 5 {
 		t.Fatalf("percentiles %+v", r)
-	}
-}
-
-func v(millis int64) loadVersion { return loadVersion{millis: millis, node: "n"} }
-
-// The lost/stale rule: a key must hold a version at least as new as its newest
-// acknowledged write, and a value this run wrote to it.
-func TestLoadTrackerRule(t *testing.T) {
-	type read struct {
-		found bool
-		value string
-		ver   loadVersion
-		ok    bool
-	}
-	for _, c := range []struct {
-		name  string
-		setup func(tr *loadTracker)
-		reads []read
-	}{
-		{"never written", func(*loadTracker) {}, []read{
-			{false, "", v(0), true},
-			{true, "x", v(1), false}, // nobody wrote x
-		}},
-		{"only unacknowledged writes", func(tr *loadTracker) {
-			tr.begin("k", "a")
-			tr.begin("k", "b")
-		}, []read{
-			{false, "", v(0), true}, // neither may have taken effect
-			{true, "a", v(5), true},
-			{true, "b", v(3), true},
-			{true, "c", v(9), false},
-		}},
-		{"one acknowledged write", func(tr *loadTracker) {
-			tr.begin("k", "a")
-			tr.ack("k", "a", v(10))
-		}, []read{
-			{true, "a", v(10), true},
-			{false, "", v(0), false}, // lost
-			{true, "a", v(9), false}, // older version than acknowledged
-		}},
-		{"a later acknowledged write replaces the earlier one", func(tr *loadTracker) {
-			tr.begin("k", "a")
-			tr.ack("k", "a", v(10))
-			tr.begin("k", "b")
-			tr.ack("k", "b", v(20))
-		}, []read{
-			{true, "b", v(20), true},
-			{true, "a", v(10), false}, // the older acknowledged value: b is lost
-		}},
-		{"an unacknowledged write after the last ack may be there", func(tr *loadTracker) {
-			tr.begin("k", "a")
-			tr.ack("k", "a", v(10))
-			tr.begin("k", "b") // timed out: may or may not have taken effect
-		}, []read{
-			{true, "a", v(10), true},
-			{true, "b", v(11), true},
-			{false, "", v(0), false},
-		}},
-		{"an unacknowledged write applied late (stamped after the last ack) is accepted", func(tr *loadTracker) {
-			tr.begin("k", "x") // sent first, failed at the client, applied late
-			tr.begin("k", "a")
-			tr.ack("k", "a", v(10))
-		}, []read{
-			{true, "x", v(12), true},
-			{true, "x", v(8), false}, // stamped before the acknowledged write: a is lost
-		}},
-		{"acknowledgements arriving out of version order keep the newest", func(tr *loadTracker) {
-			tr.begin("k", "a")
-			tr.begin("k", "b")
-			tr.ack("k", "b", v(30))
-			tr.ack("k", "a", v(20)) // concurrent writes: a was stamped first, acked last
-		}, []read{
-			{true, "b", v(30), true},
-			{true, "a", v(20), false},
-		}},
-		{"ties are broken by node id, as the store does", func(tr *loadTracker) {
-			tr.begin("k", "a")
-			tr.ack("k", "a", loadVersion{millis: 10, node: "n2"})
-		}, []read{
-			{true, "a", loadVersion{millis: 10, node: "n2"}, true},
-			{true, "a", loadVersion{millis: 10, node: "n1"}, false},
-			{true, "a", loadVersion{millis: 10, logical: 1, node: "n1"}, true},
-		}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			tr := newLoadTracker()
-			c.setup(tr)
-			for _, r := range c.reads {
-				ok, why := tr.check("k", r.found, r.value, r.ver)
-				if ok != r.ok {
-					t.Errorf("read found=%v %q at %v: ok=%v (%s), want %v", r.found, r.value, r.ver, ok, why, r.ok)
-				}
-				if !ok && why == "" {
-					t.Errorf("read %q: rejected without a reason", r.value)
-				}
-			}
-		})
-	}
-}
-
-func TestLoadTrackerAccounting(t *testing.T) {
-	tr := newLoadTracker()
-	if _, ok := tr.floor("k"); ok {
-		t.Fatal("floor of an unwritten key")
-	}
-	tr.begin("k", "a")
-	tr.begin("j", "z") // never acknowledged
-	if _, ok := tr.floor("k"); ok {
-		t.Fatal("floor before any ack")
-	}
-	tr.ack("k", "a", v(5))
-	tr.begin("k", "b")
-	tr.ack("k", "b", v(7))
-	if f, ok := tr.floor("k"); !ok || f != v(7) {
-		t.Fatalf("floor = %v %v, want %v", f, ok, v(7))
-	}
-	keys, acked := tr.keysWritten()
-	if strings.Join(keys, ",") != "j,k" || acked != 1 {
-		t.Fatalf("keysWritten = %v, %d", keys, acked)
-	}
-	if !tr.isAcked("k") || tr.isAcked("j") {
-		t.Fatal("isAcked")
-	}
-	// The superseded acknowledged write is forgotten; the unacknowledged one is kept.
-	tr.begin("k", "c")
-	tr.ack("k", "d", v(9)) // d was never begun: ack still records it
-	if len(tr.keys["k"].writes) != 2 {
-		t.Fatalf("writes kept: %v, want c (unacknowledged) and d (newest ack)", tr.keys["k"].writes)
 	}
 }
 
@@ -635,10 +508,10 @@ func TestLoadVerifyUnreachable(t *testing.T) {
 	}
 	defer loadClose(nodes)
 	l := &loadRun{o: loadOptions{timeout: 200 * time.Millisecond, verifyTimeout: 500 * time.Millisecond, concurrency: 2},
-		nodes: nodes, tr: newLoadTracker()}
-	l.tr.begin("acked", "a")
-	l.tr.ack("acked", "a", v(1))
-	l.tr.begin("unacked", "b")
+		nodes: nodes, tr: kvtest.NewLedger()}
+	l.tr.Begin("acked", "a")
+	l.tr.Ack("acked", "a", kv.Version{Millis: 1, Node: "n"})
+	l.tr.Begin("unacked", "b")
 	r := l.verify(context.Background())
 	if r.Keys != 2 || r.AckedKeys != 1 || r.Unverified != 1 || r.OK != 1 || r.Lost != 0 ||
 		len(r.LostKeys) != 1 || r.LostKeys[0].Key != "acked" || !strings.Contains(r.LostKeys[0].Reason, "unverified") {
