@@ -203,6 +203,11 @@ func (rb *ringBuilder) rebuild(final bool) {
 		rb.version++
 		next.version = rb.version
 	}
+	if final {
+		// From the ring without this node on, peers that still send it forwarded
+		// calls are told to retry at the new owner: its state is being handed off.
+		n.fwd.MarkLeft()
+	}
 	n.state.Store(next)
 	if !changed {
 		return

@@ -58,7 +58,9 @@
 // details carry a swimringv1.OwnerHint (owner ID and address, the refuser's ring
 // checksum). The forwarding node then looks the key up again and, if its own ring still
 // names the refuser, retries on the hinted owner (or serves locally when the hint names
-// itself). Calls made through Conn (direct) and breaker fallbacks are always served.
+// itself). Calls made through Conn (direct) and breaker fallbacks are always served,
+// except by a node that left the ring (MarkLeft): it refuses every forwarded call but
+// direct ones, whatever its Policy, since it has handed its state off.
 // Refusals of streams are returned to the client rather than retried, since the stream
 // has started relaying by the time the refusal arrives.
 //

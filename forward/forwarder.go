@@ -39,6 +39,7 @@ type Forwarder struct {
 
 	inflight atomic.Int64
 	closed   atomic.Bool
+	left     atomic.Bool // MarkLeft: this node owns no key any more
 
 	// mmu serialises additions to methods; the hot path reads the snapshot.
 	mmu     sync.Mutex
@@ -234,6 +235,15 @@ func (f *Forwarder) ResetPeer(id string) {
 		pc.reached()
 	}
 }
+
+// MarkLeft tells the Forwarder that this node left the ring and handed its state off:
+// a forwarded call that still reaches it (from a peer whose ring has not caught up) is
+// refused with an OwnerHint naming the owner this node's ring knows, whatever the
+// Policy and the fallback flag say, so that the sender retries there instead of this
+// node serving a key it no longer holds state for. Calls made through Conn (direct) are
+// still served; unmarked calls are forwarded as usual. There is no way back: a node
+// that rejoins is a new Forwarder.
+func (f *Forwarder) MarkLeft() { f.left.Store(true) }
 
 // PeerReachable reports whether calls may go to a peer now (its breaker is closed or
 // its cooldown is over).

@@ -436,3 +436,45 @@ func TestOwnerGoneBeforePickRerouted(t *testing.T) {
 		t.Fatalf("picked %s (rerouted %v), want %s", got, tg.rerouted, want)
 	}
 }
+
+// A node that left the ring refuses the forwarded calls that still reach it, under
+// either policy and with the fallback flag too, and the sender retries at the owner
+// it hints: nothing is served by a node that handed its state off.
+func TestLeftNodeRefusesForwardedCalls(t *testing.T) {
+	for _, pol := range []Policy{Serve, Refuse} {
+		t.Run(pol.String(), func(t *testing.T) {
+			c := newCluster(t, 3, func(_ int, cfg *Config) { cfg.Policy = pol })
+			key := "moved"
+			// a still believes c owns the key; c has left and its ring names b.
+			va, vc := c.view.clone(), c.view.clone()
+			va.setOwner(key, "c")
+			vc.setOwner(key, "b")
+			c.byID("a").ring.view.Store(va)
+			c.byID("c").ring.view.Store(vc)
+			c.byID("c").fwd.MarkLeft()
+			for _, method := range []string{"Echo", "Get"} { // not idempotent, idempotent
+				var r *echov1.EchoResponse
+				var err error
+				if method == "Echo" {
+					r, err = c.byID("a").client.Echo(ctxT(t), &echov1.EchoRequest{Key: key})
+				} else {
+					r, err = c.byID("a").client.Get(ctxT(t), &echov1.EchoRequest{Key: key})
+				}
+				if err != nil || r.GetServedBy() != "b" {
+					t.Fatalf("%s: %v %v, want served by b", method, r, err)
+				}
+			}
+			if n := c.byID("c").echo.calls.Load(); n != 0 {
+				t.Fatalf("the node that left served %d calls", n)
+			}
+			// A direct call (hand-off, replication) is still served by it.
+			cc, err := c.byID("a").fwd.Conn(ctxT(t), "c")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r, err := echov1.NewEchoServiceClient(cc).Echo(ctxT(t), &echov1.EchoRequest{Key: key}); err != nil || r.GetServedBy() != "c" {
+				t.Fatalf("direct call: %v %v", r, err)
+			}
+		})
+	}
+}

@@ -64,7 +64,13 @@ func (f *Forwarder) local(ctx context.Context, m *method, req any, handler grpc.
 // misrouted decides what to do with a forwarded call this node's ring says another
 // node owns: nil means serve it, otherwise the refusal to return.
 func (f *Forwarder) misrouted(m *method, ms markState, key, owner string) error {
-	if f.cfg.Policy == Serve || ms.flags&(markFallback|markDirect) != 0 {
+	switch {
+	case ms.flags&markDirect != 0:
+		f.met.misroutes.Inc()
+		return nil
+	case f.left.Load():
+		// Refused below whatever the policy: serving would lose the call's effect.
+	case f.cfg.Policy == Serve || ms.flags&markFallback != 0:
 		f.met.misroutes.Inc()
 		return nil
 	}
