@@ -176,13 +176,15 @@ func New(cfg Config) (*Node, error) {
 // codec and transport tuning.
 func (n *Node) ServerOptions() []grpc.ServerOption { return n.fwd.ServerOptions() }
 
-// Register adds the admin service (swimring.admin.v1.AdminService), the gRPC health
+// Register adds the admin service (swimring.admin.v1.AdminService), the peer-link
+// service other nodes forward calls over (swimring.v1.PeerLink), the gRPC health
 // service (grpc.health.v1.Health) and, when s is a *grpc.Server (or anything else
 // reflection.Register accepts), server reflection, so that grpcurl and
 // grpc-health-probe work. None of them is routed: each call is answered by the node
 // it reaches.
 func (n *Node) Register(s grpc.ServiceRegistrar) {
 	adminv1.RegisterAdminServiceServer(s, n.admin)
+	n.fwd.Register(s) // the peer links other nodes forward calls over
 	healthgrpc.RegisterHealthServer(s, n.health)
 	if rs, ok := s.(reflection.GRPCServer); ok {
 		reflection.Register(rs)

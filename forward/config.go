@@ -144,6 +144,11 @@ type Config struct {
 	// DefaultStreamWorkersPerCPU × GOMAXPROCS at New, at least
 	// MinDefaultStreamWorkers; negative: none (a goroutine per call, grpc's default).
 	StreamWorkers int
+	// LinkMaxBytes is the largest request forwarded over a peer link (one long-lived
+	// stream per pair of nodes, see link.go); larger ones, and every call while the
+	// link is down, go as ordinary gRPC calls. Keep it under the peers' MaxRecvMsgSize.
+	// Default DefaultLinkMaxBytes; negative: no peer links.
+	LinkMaxBytes int
 	// BreakerCooldown is how long a peer whose connection was refused is skipped
 	// before one trial call is let through (half-open). ResetPeer closes the breaker
 	// earlier. Default 2 s.
@@ -176,6 +181,9 @@ const (
 	DefaultBreakerCooldown = 2 * time.Second
 	// DefaultStreamWorkersPerCPU and MinDefaultStreamWorkers size the default
 	// StreamWorkers (see there).
+	// DefaultLinkMaxBytes: small calls are where a peer link pays (the per-call
+	// cost dominates); 256 KiB stays far under grpc's 4 MiB default message limit.
+	DefaultLinkMaxBytes        = 256 << 10
 	DefaultStreamWorkersPerCPU = 8
 	MinDefaultStreamWorkers    = 32
 	// WindowSize is the static HTTP/2 flow-control window set on both sides: any
@@ -254,6 +262,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.BreakerCooldown == 0 {
 		out.BreakerCooldown = DefaultBreakerCooldown
+	}
+	if out.LinkMaxBytes == 0 {
+		out.LinkMaxBytes = DefaultLinkMaxBytes
 	}
 	switch {
 	case out.StreamWorkers == 0:

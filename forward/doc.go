@@ -42,6 +42,27 @@
 // forwarded call except the forward mark and per-hop headers; the owner's headers,
 // trailers, status code, message and details come back unchanged.
 //
+// # Peer links
+//
+// Most of a forward's cost is the second gRPC call itself (stream setup, HTTP/2
+// headers, a handler goroutine each side), not the message. So unary calls of up to
+// Config.LinkMaxBytes travel between two nodes as frames on one long-lived
+// bidirectional stream per pair (swimring.v1.PeerLink, served once Register is
+// called on the owner's server; Node.Register does it). The sender opens a link the
+// first time it forwards to a peer and uses it once the owner accepted it (the
+// opener's forward mark is checked once, at the start); the owner runs each linked
+// call as the interceptor runs a forwarded one — admission, key, loop guard, the
+// handler grpc gave the interceptor for an earlier call of the method (the rest of the
+// interceptor chain and the service method), headers and trailers through a
+// grpc.ServerTransportStream — so handlers see no difference. A method the owner has
+// not served yet, calls while the link is down, larger requests and streams take the
+// ordinary path. Deadline, cancellation, metadata, status, details, headers and
+// trailers behave the same on both paths, and so do retries: a link that broke while
+// a call was on it means the call may have run. A node that leaves (MarkLeft) or
+// closes tells its links CLOSING; their senders stop using them and close them once
+// their calls are answered, so a graceful stop of the owner's gRPC server is not held
+// up. BENCHMARKS.md has the figures.
+//
 // # Loop guard and misrouted calls
 //
 // A forwarded call carries a mark (MarkHeader): sender ID, hop count, the sender's ring
@@ -115,5 +136,5 @@
 // swimring_forward_reroutes_total, swimring_forward_refusals_total,
 // swimring_forward_misroutes_served_total, swimring_forward_breaker_opens_total{peer},
 // swimring_forward_breakers_open, swimring_forward_rejected_total{reason},
-// swimring_forward_in_flight.
+// swimring_forward_linked_total, swimring_forward_in_flight.
 package forward

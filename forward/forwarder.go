@@ -40,6 +40,10 @@ type Forwarder struct {
 	inflight atomic.Int64
 	closed   atomic.Bool
 	left     atomic.Bool // MarkLeft: this node owns no key any more
+	// linkStop is closed by MarkLeft and Close: the peer links this node serves
+	// stop taking requests.
+	linkStop     chan struct{}
+	linkStopOnce sync.Once
 
 	// mmu serialises additions to methods; the hot path reads the snapshot.
 	mmu     sync.Mutex
@@ -50,8 +54,12 @@ type Forwarder struct {
 	idle     chan struct{}
 	draining atomic.Int32
 
-	// relays counts the client-to-owner goroutines of forwarded streams.
-	relays sync.WaitGroup
+	// bgMu orders spawn against Close: no goroutine is added to bg once Close set
+	// closed and began waiting for bg.
+	bgMu sync.RWMutex
+	// bg counts the goroutines Close waits for: the client-to-owner halves of
+	// forwarded streams and the peer links this node opened.
+	bg sync.WaitGroup
 }
 
 // New validates cfg (see Config) and returns a Forwarder. It resolves every route
@@ -75,6 +83,7 @@ func New(cfg Config) (*Forwarder, error) {
 		marks:   &marks{self: self, key: c.MarkKey},
 		ownerMD: metadata.MD{OwnerHeader: []string{self}},
 		max:     int64(c.MaxInFlight),
+		linkStop: make(chan struct{}),
 		errBusy: status.Errorf(codes.ResourceExhausted, "swimring: node %s is at its limit of %d calls in flight", self, c.MaxInFlight),
 	}
 	f.codecOpt = grpc.ForceCodecV2(f.codec)
@@ -179,16 +188,35 @@ func (f *Forwarder) UnaryInterceptor() grpc.UnaryServerInterceptor { return f.un
 // installed too (ServerOptions does both).
 func (f *Forwarder) StreamInterceptor() grpc.StreamServerInterceptor { return f.stream }
 
-// Close closes every peer connection and waits for the stream relays it started. It
+// Close closes every peer connection and waits for the goroutines it started. It
 // does not wait for in-flight calls: call Drain first. Idempotent.
 func (f *Forwarder) Close() error {
-	if !f.closed.CompareAndSwap(false, true) {
+	f.bgMu.Lock()
+	first := f.closed.CompareAndSwap(false, true)
+	f.bgMu.Unlock()
+	if !first {
 		return nil
 	}
+	f.stopLinks()
 	f.pool.close()
-	f.relays.Wait()
+	f.bg.Wait()
 	f.met.unregister(f.cfg.Registerer)
 	return nil
+}
+
+// spawn runs fn on a goroutine Close waits for; false (fn not run) once Close began.
+func (f *Forwarder) spawn(fn func()) bool {
+	f.bgMu.RLock()
+	defer f.bgMu.RUnlock()
+	if f.closed.Load() {
+		return false
+	}
+	f.bg.Add(1)
+	go func() {
+		defer f.bg.Done()
+		fn()
+	}()
+	return true
 }
 
 // Drain waits until no routed call (local or forwarded) is in flight on this node, or
@@ -243,7 +271,13 @@ func (f *Forwarder) ResetPeer(id string) {
 // node serving a key it no longer holds state for. Calls made through Conn (direct) are
 // still served; unmarked calls are forwarded as usual. There is no way back: a node
 // that rejoins is a new Forwarder.
-func (f *Forwarder) MarkLeft() { f.left.Store(true) }
+func (f *Forwarder) MarkLeft() {
+	f.left.Store(true)
+	f.stopLinks()
+}
+
+// stopLinks tells the peer links this node serves to take no more requests.
+func (f *Forwarder) stopLinks() { f.linkStopOnce.Do(func() { close(f.linkStop) }) }
 
 // PeerReachable reports whether calls may go to a peer now (its breaker is closed or
 // its cooldown is over).

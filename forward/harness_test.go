@@ -352,6 +352,13 @@ func (c *cluster) byID(id string) *node {
 // newCluster starts n nodes ("a", "b", "c", ...) sharing one ring view.
 func newCluster(t testing.TB, n int, tweak func(i int, c *Config)) *cluster {
 	t.Helper()
+	return newClusterWith(t, n, tweak, nil)
+}
+
+// newClusterWith is newCluster where serveLink(i) false leaves node i without the
+// PeerLink service (nil: every node serves it).
+func newClusterWith(t testing.TB, n int, tweak func(i int, c *Config), serveLink func(i int) bool) *cluster {
+	t.Helper()
 	c := &cluster{view: newView()}
 	lis := make([]net.Listener, n)
 	for i := 0; i < n; i++ {
@@ -375,6 +382,9 @@ func newCluster(t testing.TB, n int, tweak func(i int, c *Config)) *cluster {
 			t.Fatal(err)
 		}
 		srv := grpc.NewServer(f.ServerOptions()...)
+		if serveLink == nil || serveLink(i) {
+			f.Register(srv)
+		}
 		es := newEchoServer(id)
 		echov1.RegisterEchoServiceServer(srv, es)
 		nd := &node{id: id, addr: lis[i].Addr().String(), ring: r, fwd: f, srv: srv, echo: es, done: make(chan struct{})}

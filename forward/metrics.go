@@ -29,6 +29,7 @@ type metrics struct {
 	misroutes    prometheus.Counter
 	breakerOpens *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
+	linked       prometheus.Counter
 	collectors   []prometheus.Collector
 }
 
@@ -68,6 +69,10 @@ func newMetrics(f *Forwarder) *metrics {
 			Help: "Routed calls failed before routing, by reason (busy, not_admitted, no_key).",
 		}, []string{"reason"}),
 	}
+	m.linked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "swimring_forward_linked_total",
+		Help: "Forwarded calls this node sent over a peer link (one long-lived stream per peer) instead of as a gRPC call of their own.",
+	})
 	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "swimring_forward_in_flight",
 		Help: "Routed calls in flight on this node (local and forwarded).",
@@ -77,7 +82,7 @@ func newMetrics(f *Forwarder) *metrics {
 		Help: "Peers whose circuit breaker is open or half-open.",
 	}, func() float64 { return float64(f.pool.openCount()) })
 	m.collectors = []prometheus.Collector{m.calls, m.latency, m.retries, m.reroutes, m.refusals,
-		m.misroutes, m.breakerOpens, m.rejected, inflight, open}
+		m.misroutes, m.breakerOpens, m.rejected, m.linked, inflight, open}
 	return m
 }
 

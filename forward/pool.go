@@ -32,6 +32,12 @@ type peerConn struct {
 	active    atomic.Int64
 	retired   atomic.Bool
 	closeOnce sync.Once
+
+	// link is the peer link calls may use (nil: none yet); linkMu serialises opening
+	// it and protects linkState.
+	link      atomic.Pointer[senderLink]
+	linkMu    sync.Mutex
+	linkState linkState
 }
 
 // acquire marks cc in use by one call; release ends that use.

@@ -46,6 +46,10 @@ type method struct {
 	// input creates an empty request message (Func rules on streams).
 	input func() proto.Message
 
+	// link is the handler of an earlier local call, for calls arriving on a peer
+	// link (link.go); nil until the method was served here once.
+	link atomic.Pointer[linkHandler]
+
 	// calls[route][code] caches the counters of this method.
 	calls [nRoutes][17]atomic.Pointer[prometheus.Counter]
 }

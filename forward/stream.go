@@ -200,13 +200,11 @@ func (f *Forwarder) forwardStream(ctx context.Context, m *method, key, owner str
 func (f *Forwarder) relay(cs grpc.ClientStream, cancel context.CancelFunc, ss grpc.ServerStream, first *frame) error {
 	defer cancel()
 	// The client-to-owner half runs on its own goroutine, counted as in flight (so
-	// Drain waits for it) and in relays (so Close does). It ends when the caller
+	// Drain waits for it) and by spawn (so Close does). It ends when the caller
 	// half-closes, when the caller's stream ends (which happens at the latest when this
 	// handler returns), or when the owner's stream ends.
 	f.inflight.Add(1)
-	f.relays.Add(1)
-	go func() {
-		defer f.relays.Done()
+	started := f.spawn(func() {
 		defer f.exit()
 		if first != nil {
 			if err := cs.SendMsg(first); err != nil {
@@ -229,7 +227,12 @@ func (f *Forwarder) relay(cs grpc.ClientStream, cancel context.CancelFunc, ss gr
 				return
 			}
 		}
-	}()
+	})
+	if !started {
+		f.exit()
+		first.free()
+		return status.Error(codes.Unavailable, "swimring: forwarder closed")
+	}
 	if h, err := cs.Header(); err == nil && len(h) > 0 {
 		if err := ss.SendHeader(h); err != nil {
 			return err

@@ -24,6 +24,9 @@ func (f *Forwarder) unary(ctx context.Context, req any, info *grpc.UnaryServerIn
 	if !m.routed {
 		return handler(ctx, req)
 	}
+	if m.link.Load() == nil {
+		m.learnHandler(handler, req)
+	}
 	if err := f.enter(); err != nil {
 		return nil, err
 	}
@@ -230,7 +233,13 @@ func (f *Forwarder) classify(ctx context.Context, pc *peerConn, c *call, err err
 		return final, nil
 	}
 	pc.reached()
-	if code != codes.Unavailable {
+	return classifyAnswered(err)
+}
+
+// classifyAnswered classifies the failure of an attempt that reached the owner (or
+// whose link broke while the owner may have been running it).
+func classifyAnswered(err error) (outcome, *swimringv1.OwnerHint) {
+	if status.Code(err) != codes.Unavailable {
 		return final, nil
 	}
 	if st, ok := status.FromError(err); ok {
@@ -285,25 +294,39 @@ func (f *Forwarder) forwardUnary(ctx context.Context, m *method, key, owner stri
 			f.met.latency.Observe(time.Since(start).Seconds())
 			return f.local(ctx, m, req, handler)
 		}
-		mk, err := f.marks.outgoingMD(f.ring.Checksum(), t.flags)
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "swimring: %v", err)
-		}
-		md[MarkHeader] = mk
 		c.reset()
+		delete(md, MarkHeader) // a link call carries its flags in the frame
 		t.pc.acquire()
-		err = t.pc.cc.Invoke(out, m.name, req, &c.resp, c.opts[:]...)
+		resp, hdr, trl, err, how := f.forwardLinked(ctx, t.pc, m, md, req, t.flags)
+		if how == linkNotUsed {
+			var mk []string
+			if mk, err = f.marks.outgoingMD(f.ring.Checksum(), t.flags); err != nil {
+				t.pc.release(f.log)
+				return nil, status.Errorf(codes.Internal, "swimring: %v", err)
+			}
+			md[MarkHeader] = mk
+			if err = t.pc.cc.Invoke(out, m.name, req, &c.resp, c.opts[:]...); err == nil {
+				t.pc.reached()
+				resp = &frame{data: c.resp.take()}
+			}
+		} else {
+			c.hdr, c.trl = hdr, trl
+		}
 		t.pc.release(f.log)
 		if err == nil {
-			t.pc.reached()
 			relayHeaders(ctx, c)
 			f.met.latency.Observe(time.Since(start).Seconds())
 			f.met.count(m, routeForwarded, codes.OK)
-			resp := &frame{data: c.resp.take()}
 			return resp, nil
 		}
 		lastErr = err
-		oc, h := f.classify(ctx, t.pc, c, err)
+		var oc outcome
+		var h *swimringv1.OwnerHint
+		if how == linkNotUsed {
+			oc, h = f.classify(ctx, t.pc, c, err)
+		} else {
+			oc, h = classifyAnswered(err)
+		}
 		if oc == final || (oc == mayRetry && !m.idempotent) || attempt+1 >= f.cfg.Retry.MaxAttempts || ctx.Err() != nil {
 			break
 		}

@@ -23,6 +23,78 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type LinkFrame_Kind int32
+
+const (
+	LinkFrame_KIND_UNSPECIFIED LinkFrame_Kind = 0
+	// REQUEST asks the receiving node to run a call (sender → owner).
+	LinkFrame_KIND_REQUEST LinkFrame_Kind = 1
+	// REPLY answers the request with the same id (owner → sender).
+	LinkFrame_KIND_REPLY LinkFrame_Kind = 2
+	// CANCEL: the caller of request id gave up; the owner cancels its context.
+	LinkFrame_KIND_CANCEL LinkFrame_Kind = 3
+	// UNHANDLED: the owner cannot run this method over the link (it has not served
+	// it yet, or it is not a routed unary method). The call did not run: the sender
+	// makes it as an ordinary gRPC call.
+	LinkFrame_KIND_UNHANDLED LinkFrame_Kind = 4
+	// READY: the owner accepted the link (the opener's mark verified); only then does
+	// the opener send requests on it.
+	LinkFrame_KIND_READY LinkFrame_Kind = 5
+	// CLOSING: the owner takes no more requests on this link (it is leaving or
+	// stopping) and answers any that still arrive with UNHANDLED; the opener stops
+	// using the link and closes its side once its calls are answered.
+	LinkFrame_KIND_CLOSING LinkFrame_Kind = 6
+)
+
+// Enum value maps for LinkFrame_Kind.
+var (
+	LinkFrame_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "KIND_REQUEST",
+		2: "KIND_REPLY",
+		3: "KIND_CANCEL",
+		4: "KIND_UNHANDLED",
+		5: "KIND_READY",
+		6: "KIND_CLOSING",
+	}
+	LinkFrame_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"KIND_REQUEST":     1,
+		"KIND_REPLY":       2,
+		"KIND_CANCEL":      3,
+		"KIND_UNHANDLED":   4,
+		"KIND_READY":       5,
+		"KIND_CLOSING":     6,
+	}
+)
+
+func (x LinkFrame_Kind) Enum() *LinkFrame_Kind {
+	p := new(LinkFrame_Kind)
+	*p = x
+	return p
+}
+
+func (x LinkFrame_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LinkFrame_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_swimring_v1_forward_proto_enumTypes[0].Descriptor()
+}
+
+func (LinkFrame_Kind) Type() protoreflect.EnumType {
+	return &file_swimring_v1_forward_proto_enumTypes[0]
+}
+
+func (x LinkFrame_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LinkFrame_Kind.Descriptor instead.
+func (LinkFrame_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_swimring_v1_forward_proto_rawDescGZIP(), []int{1, 0}
+}
+
 // OwnerHint rides in the details of the status a node returns when it refuses a
 // forwarded call whose key its own ring says another node owns (the Refuse policy).
 // The sender looks the key up again and may use the hint to retry on the named owner.
@@ -99,6 +171,181 @@ func (x *OwnerHint) GetRefusedBy() string {
 	return ""
 }
 
+// LinkFrame is one request, reply or cancellation on a PeerLink stream.
+type LinkFrame struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  LinkFrame_Kind         `protobuf:"varint,1,opt,name=kind,proto3,enum=swimring.v1.LinkFrame_Kind" json:"kind,omitempty"`
+	// id names the call on its link; chosen by the sender, unique among its calls in
+	// flight on the link.
+	Id uint64 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	// method is the full method name ("/pkg.Service/Method"), on requests.
+	Method string `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"`
+	// metadata is the caller's metadata on a request, the owner's response headers on a
+	// reply.
+	Metadata []*MetadataEntry `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty"`
+	// timeout_nanos is what was left of the caller's deadline when the request was
+	// sent; 0: no deadline.
+	TimeoutNanos int64 `protobuf:"varint,5,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"`
+	// flags are the forward mark flags of the call (fallback).
+	Flags uint32 `protobuf:"varint,6,opt,name=flags,proto3" json:"flags,omitempty"`
+	// message is the encoded request (on a request) or response (on a reply that
+	// succeeded).
+	Message []byte `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	// status is the encoded google.rpc.Status of a reply that failed; empty on success.
+	Status []byte `protobuf:"bytes,8,opt,name=status,proto3" json:"status,omitempty"`
+	// trailer is the owner's response trailers, on a reply.
+	Trailer       []*MetadataEntry `protobuf:"bytes,9,rep,name=trailer,proto3" json:"trailer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkFrame) Reset() {
+	*x = LinkFrame{}
+	mi := &file_swimring_v1_forward_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkFrame) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkFrame) ProtoMessage() {}
+
+func (x *LinkFrame) ProtoReflect() protoreflect.Message {
+	mi := &file_swimring_v1_forward_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkFrame.ProtoReflect.Descriptor instead.
+func (*LinkFrame) Descriptor() ([]byte, []int) {
+	return file_swimring_v1_forward_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LinkFrame) GetKind() LinkFrame_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return LinkFrame_KIND_UNSPECIFIED
+}
+
+func (x *LinkFrame) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *LinkFrame) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *LinkFrame) GetMetadata() []*MetadataEntry {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *LinkFrame) GetTimeoutNanos() int64 {
+	if x != nil {
+		return x.TimeoutNanos
+	}
+	return 0
+}
+
+func (x *LinkFrame) GetFlags() uint32 {
+	if x != nil {
+		return x.Flags
+	}
+	return 0
+}
+
+func (x *LinkFrame) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *LinkFrame) GetStatus() []byte {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *LinkFrame) GetTrailer() []*MetadataEntry {
+	if x != nil {
+		return x.Trailer
+	}
+	return nil
+}
+
+// MetadataEntry is one gRPC metadata key with its values (bytes: "-bin" values are
+// binary).
+type MetadataEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Values        [][]byte               `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetadataEntry) Reset() {
+	*x = MetadataEntry{}
+	mi := &file_swimring_v1_forward_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetadataEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetadataEntry) ProtoMessage() {}
+
+func (x *MetadataEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_swimring_v1_forward_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetadataEntry.ProtoReflect.Descriptor instead.
+func (*MetadataEntry) Descriptor() ([]byte, []int) {
+	return file_swimring_v1_forward_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MetadataEntry) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *MetadataEntry) GetValues() [][]byte {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 var File_swimring_v1_forward_proto protoreflect.FileDescriptor
 
 const file_swimring_v1_forward_proto_rawDesc = "" +
@@ -110,7 +357,32 @@ const file_swimring_v1_forward_proto_rawDesc = "" +
 	"owner_addr\x18\x02 \x01(\tR\townerAddr\x12#\n" +
 	"\rring_checksum\x18\x03 \x01(\x06R\fringChecksum\x12\x1d\n" +
 	"\n" +
-	"refused_by\x18\x04 \x01(\tR\trefusedByB;Z9github.com/swimring/swimring/proto/swimring/v1;swimringv1b\x06proto3"
+	"refused_by\x18\x04 \x01(\tR\trefusedBy\"\xc7\x03\n" +
+	"\tLinkFrame\x12/\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1b.swimring.v1.LinkFrame.KindR\x04kind\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06method\x18\x03 \x01(\tR\x06method\x126\n" +
+	"\bmetadata\x18\x04 \x03(\v2\x1a.swimring.v1.MetadataEntryR\bmetadata\x12#\n" +
+	"\rtimeout_nanos\x18\x05 \x01(\x03R\ftimeoutNanos\x12\x14\n" +
+	"\x05flags\x18\x06 \x01(\rR\x05flags\x12\x18\n" +
+	"\amessage\x18\a \x01(\fR\amessage\x12\x16\n" +
+	"\x06status\x18\b \x01(\fR\x06status\x124\n" +
+	"\atrailer\x18\t \x03(\v2\x1a.swimring.v1.MetadataEntryR\atrailer\"\x85\x01\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fKIND_REQUEST\x10\x01\x12\x0e\n" +
+	"\n" +
+	"KIND_REPLY\x10\x02\x12\x0f\n" +
+	"\vKIND_CANCEL\x10\x03\x12\x12\n" +
+	"\x0eKIND_UNHANDLED\x10\x04\x12\x0e\n" +
+	"\n" +
+	"KIND_READY\x10\x05\x12\x10\n" +
+	"\fKIND_CLOSING\x10\x06\"9\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\fR\x06values2F\n" +
+	"\bPeerLink\x12:\n" +
+	"\x04Link\x12\x16.swimring.v1.LinkFrame\x1a\x16.swimring.v1.LinkFrame(\x010\x01B;Z9github.com/swimring/swimring/proto/swimring/v1;swimringv1b\x06proto3"
 
 var (
 	file_swimring_v1_forward_proto_rawDescOnce sync.Once
@@ -124,16 +396,25 @@ func file_swimring_v1_forward_proto_rawDescGZIP() []byte {
 	return file_swimring_v1_forward_proto_rawDescData
 }
 
-var file_swimring_v1_forward_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_swimring_v1_forward_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_swimring_v1_forward_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_swimring_v1_forward_proto_goTypes = []any{
-	(*OwnerHint)(nil), // 0: swimring.v1.OwnerHint
+	(LinkFrame_Kind)(0),   // 0: swimring.v1.LinkFrame.Kind
+	(*OwnerHint)(nil),     // 1: swimring.v1.OwnerHint
+	(*LinkFrame)(nil),     // 2: swimring.v1.LinkFrame
+	(*MetadataEntry)(nil), // 3: swimring.v1.MetadataEntry
 }
 var file_swimring_v1_forward_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	0, // 0: swimring.v1.LinkFrame.kind:type_name -> swimring.v1.LinkFrame.Kind
+	3, // 1: swimring.v1.LinkFrame.metadata:type_name -> swimring.v1.MetadataEntry
+	3, // 2: swimring.v1.LinkFrame.trailer:type_name -> swimring.v1.MetadataEntry
+	2, // 3: swimring.v1.PeerLink.Link:input_type -> swimring.v1.LinkFrame
+	2, // 4: swimring.v1.PeerLink.Link:output_type -> swimring.v1.LinkFrame
+	4, // [4:5] is the sub-list for method output_type
+	3, // [3:4] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_swimring_v1_forward_proto_init() }
@@ -146,13 +427,14 @@ func file_swimring_v1_forward_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_swimring_v1_forward_proto_rawDesc), len(file_swimring_v1_forward_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   1,
+			NumEnums:      1,
+			NumMessages:   3,
 			NumExtensions: 0,
-			NumServices:   0,
+			NumServices:   1,
 		},
 		GoTypes:           file_swimring_v1_forward_proto_goTypes,
 		DependencyIndexes: file_swimring_v1_forward_proto_depIdxs,
+		EnumInfos:         file_swimring_v1_forward_proto_enumTypes,
 		MessageInfos:      file_swimring_v1_forward_proto_msgTypes,
 	}.Build()
 	File_swimring_v1_forward_proto = out.File
