@@ -75,16 +75,16 @@ func New(cfg Config) (*Forwarder, error) {
 		return nil, fmt.Errorf("%w: Ring.Self() must be a 1-255 byte ID, got %q", ErrBadConfig, self)
 	}
 	f := &Forwarder{
-		cfg:     c,
-		ring:    c.Ring,
-		self:    self,
-		log:     c.Logger.With("component", "forward", "node", self),
-		codec:   newRelayCodec(),
-		marks:   &marks{self: self, key: c.MarkKey},
-		ownerMD: metadata.MD{OwnerHeader: []string{self}},
-		max:     int64(c.MaxInFlight),
+		cfg:      c,
+		ring:     c.Ring,
+		self:     self,
+		log:      c.Logger.With("component", "forward", "node", self),
+		codec:    newRelayCodec(),
+		marks:    &marks{self: self, key: c.MarkKey},
+		ownerMD:  metadata.MD{OwnerHeader: []string{self}},
+		max:      int64(c.MaxInFlight),
 		linkStop: make(chan struct{}),
-		errBusy: status.Errorf(codes.ResourceExhausted, "swimring: node %s is at its limit of %d calls in flight", self, c.MaxInFlight),
+		errBusy:  status.Errorf(codes.ResourceExhausted, "swimring: node %s is at its limit of %d calls in flight", self, c.MaxInFlight),
 	}
 	f.codecOpt = grpc.ForceCodecV2(f.codec)
 	f.pool = newPool(c.DialOptions, f.log)
