@@ -92,3 +92,30 @@ func FuzzKeyOfWire(f *testing.F) {
 		}
 	})
 }
+
+// Link frames come from peers: a reply of any bytes gives a result or an error (never
+// both, never a panic), and a reply carrying a status always fails.
+func FuzzLinkReply(f *testing.F) {
+	st, _ := proto.Marshal(&spb.Status{Code: 5, Message: "nope"})
+	for _, fr := range []*swimringv1.LinkFrame{
+		{Kind: swimringv1.LinkFrame_KIND_REPLY, Id: 1, Message: []byte{0x0a, 0x01, 'k'}},
+		{Kind: swimringv1.LinkFrame_KIND_REPLY, Id: 2, Status: st, Trailer: []*swimringv1.MetadataEntry{{Key: "x", Values: [][]byte{[]byte("y")}}}},
+		{Kind: swimringv1.LinkFrame_KIND_REPLY, Id: 3, Status: []byte{0xff}},
+	} {
+		b, _ := proto.Marshal(fr)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fr swimringv1.LinkFrame
+		if proto.Unmarshal(b, &fr) != nil {
+			return
+		}
+		resp, _, _, err := linkReplyResult(&fr)
+		if (resp == nil) == (err == nil) {
+			t.Fatalf("resp %v, err %v: want exactly one", resp, err)
+		}
+		if len(fr.GetStatus()) > 0 && err == nil {
+			t.Fatal("a reply with a status succeeded")
+		}
+	})
+}

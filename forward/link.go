@@ -580,18 +580,26 @@ func (f *Forwarder) forwardLinked(ctx context.Context, pc *peerConn, m *method, 
 	}
 	pc.reached()
 	f.met.linked.Inc()
+	resp, hdr, trl, err = linkReplyResult(fr)
+	return resp, hdr, trl, err, linkDone
+}
+
+// linkReplyResult turns a REPLY frame (from a peer: untrusted bytes) into the call's
+// result: the response to relay, or the status error, and the owner's headers and
+// trailers.
+func linkReplyResult(fr *swimringv1.LinkFrame) (resp *frame, hdr, trl metadata.MD, err error) {
 	hdr, trl = fromEntries(fr.GetMetadata()), fromEntries(fr.GetTrailer())
 	if len(fr.GetStatus()) > 0 {
 		st := &spb.Status{}
 		if err := proto.Unmarshal(fr.GetStatus(), st); err != nil {
-			return nil, hdr, trl, status.Errorf(codes.Internal, "swimring: bad status from %s on the peer link: %v", pc.id, err), linkDone
+			return nil, hdr, trl, status.Errorf(codes.Internal, "swimring: bad status on the peer link: %v", err)
 		}
 		if st.GetCode() == int32(codes.OK) {
 			st.Code = int32(codes.Unknown) // a failed reply must fail
 		}
-		return nil, hdr, trl, status.ErrorProto(st), linkDone
+		return nil, hdr, trl, status.ErrorProto(st)
 	}
-	return &frame{data: mem.BufferSlice{mem.SliceBuffer(fr.GetMessage())}}, hdr, trl, nil, linkDone
+	return &frame{data: mem.BufferSlice{mem.SliceBuffer(fr.GetMessage())}}, hdr, trl, nil
 }
 
 // String names a link for logs.
