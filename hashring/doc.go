@@ -35,9 +35,10 @@
 // sits at the hash of its 8-byte little-endian number and goes to the first
 // member clockwise that owns fewer than ceil(Load · P / N) partitions.
 // consistent.New re-sorts the circle after every member it inserts, so it is
-// quadratic in N (≈ 7 ms at N = 100 and ≈ 0.6 s at N = 1000 with P = 2039,
-// measured) and its API offers no batch insert. New therefore computes the
-// same circle, sorts it once and runs the same walk on slices (place.go).
+// quadratic in N (≈ 8 ms at N = 100 and ≈ 0.64 s at N = 1000 with P = 2039,
+// against ≈ 0.7 and 6 ms for New; BENCHMARKS.md) and its API offers no batch
+// insert. New therefore computes the same circle, sorts it once and runs the
+// same walk on slices (place.go).
 // Tests check it against the library itself: consistent.New over random
 // member sets and configs, and every Builder result (which is the library's
 // own table) against New.
@@ -54,7 +55,7 @@
 // when P/N is small (P = 271 at N = 100: cap 4 over a mean of 2.71, 1.48).
 // The goals were max/mean ≤ 1.3 at N = 100 and a build ≤ 2 ms at N = 100.
 // Measured (BENCHMARKS.md): P = 1021 gives 1.27 at N = 100, P = 2039 gives
-// 1.275, P = 7919 1.25; building at N = 100 costs ≈ 0.3, 0.4 and 0.8 ms.
+// 1.275, P = 7919 1.25; building at N = 100 costs ≈ 0.6, 0.7 and 1.4 ms.
 // P = 1021 meets the goal at N = 100 only by luck of rounding: its bound
 // exceeds 1.3 from N = 58 on. The default P = 2039 is the smallest of these
 // primes whose bound stays ≤ 1.3 for every N ≤ 120, which is the cluster
@@ -62,7 +63,7 @@
 // 1.37 up to 256 nodes; 1.47 measured at N = 1000); bigger clusters should
 // set P ≈ 17·N (7919 covers N ≤ 411). A larger P than needed costs on every
 // change: Builder placement, Diff and hand-off lists are O(P); a Builder
-// join plus snapshot at N = 100 takes ≈ 0.4, 0.7, 1.2 and 2.6 ms at
+// join plus snapshot at N = 100 takes ≈ 0.55, 0.8, 1.4 and 2.9 ms at
 // P = 1021, 2039, 4093 and 7919 (BenchmarkChooseP, which also reports the
 // load and move figures quoted here).
 //
@@ -71,7 +72,7 @@
 // partitions on to their neighbours. How much depends on whether the cap
 // ceil(Load·P/N) changes between N and N±1. With P = 2039 the cap is 27 for
 // N = 95..98, 26 for N = 99..101 and 25 for N = 102..104. A change that
-// keeps the cap moves ≈ 1.25–1.35× the ideal (≈ 1.05–1.1× at N = 10); a
+// keeps the cap moves ≈ 1.25–1.35× the ideal (≈ 1.04–1.12× at N = 10); a
 // change that crosses a step moves ≈ 2.1–2.3× (measured, BENCHMARKS.md:
 // leave at N = 95, 99, 102; join at N = 98, 101). Every P has such steps,
 // closer together as N grows (about every N²/(Load·P) members), so
