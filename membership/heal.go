@@ -29,6 +29,7 @@ func (m *Membership) Join(ctx context.Context) error {
 			n, err := m.ml.Join(addrs)
 			if n > 0 {
 				m.log.Info("joined the cluster", "contacted", n, "of", len(addrs), "attempt", attempt)
+				m.catchUp.Store(catchUpSyncs)
 				return nil
 			}
 			lastErr = err
@@ -142,6 +143,9 @@ func (m *Membership) healLoop() {
 	ctx := m.ctx // cancelled by Close, for Discovery calls
 	for {
 		d := m.cfg.HealInterval
+		if m.catchUp.Load() > 0 {
+			d = min(d, catchUpRounds*m.cfg.GossipInterval)
+		}
 		d = d*4/5 + rand.N(d*2/5+1) // ±20%
 		t := time.NewTimer(d)
 		select {
@@ -153,6 +157,10 @@ func (m *Membership) healLoop() {
 		m.reap()
 		if !m.running() {
 			continue
+		}
+		if m.catchUp.Load() > 0 {
+			m.catchUp.Add(-1)
+			m.syncWithRandomMember()
 		}
 		failed, seeds, alive := m.healCandidates(ctx)
 		var addr, why string
@@ -168,6 +176,37 @@ func (m *Membership) healLoop() {
 		} else {
 			m.log.Debug("heal: re-join failed", "via", why, "addr", addr, "err", err)
 		}
+	}
+}
+
+// Catch-up after a join. Nodes that join at about the same time learn of each other
+// only from gossip, and when many join at once some alive messages run out of
+// retransmits before reaching everyone: a node can miss another until the next
+// push/pull, 30–90 s away on a LAN, and their rings disagree that long. So for its
+// first few heal ticks after Join, each spaced catchUpRounds gossip intervals apart, a
+// node also exchanges full state (a push/pull) with a random live member.
+const (
+	catchUpSyncs  = 3
+	catchUpRounds = 10
+)
+
+// syncWithRandomMember does one push/pull with a random live member other than this
+// node.
+func (m *Membership) syncWithRandomMember() {
+	m.tableMu.RLock()
+	var addrs []string
+	for _, v := range m.view {
+		if v.Name != m.name {
+			addrs = append(addrs, v.GossipAddr)
+		}
+	}
+	m.tableMu.RUnlock()
+	if len(addrs) == 0 {
+		return
+	}
+	addr := addrs[rand.N(len(addrs))]
+	if _, err := m.ml.Join([]string{addr}); err != nil {
+		m.log.Debug("catch-up sync failed", "addr", addr, "err", err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -188,8 +189,37 @@ func equalSet(a, b []string) bool {
 func (c *cluster) converge(timeout time.Duration, nodes []*Membership) {
 	c.t.Helper()
 	want := ids(nodes)
-	eventually(c.t, timeout, func() bool { return sees(nodes, want) }, "%d nodes to see each other; n0 sees %v",
-		len(nodes), nodes[0].Snapshot().IDs())
+	deadline := time.Now().Add(timeout)
+	for !sees(nodes, want) {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("not within %v: %d nodes to see each other; %s", timeout, len(nodes), missing(nodes, want))
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// missing describes, for each node whose view differs from want, what it lacks and
+// what it has in excess.
+func missing(nodes []*Membership, want []string) string {
+	var b strings.Builder
+	for _, o := range nodes {
+		got := o.Snapshot().IDs()
+		var lacks, extra []string
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				lacks = append(lacks, w)
+			}
+		}
+		for _, g := range got {
+			if !slices.Contains(want, g) {
+				extra = append(extra, g)
+			}
+		}
+		if len(lacks)+len(extra) > 0 {
+			fmt.Fprintf(&b, "%s lacks %v, has extra %v; ", o.ID(), lacks, extra)
+		}
+	}
+	return b.String()
 }
 
 // without returns nodes minus skip.

@@ -39,6 +39,8 @@ type Membership struct {
 
 	queue eventQueue // memberlist callbacks → dispatcher
 
+	catchUp atomic.Int32 // catch-up syncs left after Join (heal.go)
+
 	tableMu sync.RWMutex       // protects members, view, version
 	members map[string]*Member // by memberlist name; dead/left kept until ReconnectTimeout
 	view    []Member           // current snapshot members

@@ -469,3 +469,47 @@ func TestLogsCarryNodeIdentity(t *testing.T) {
 		}
 	}
 }
+
+// Many nodes joining at the same moment all learn of each other from gossip and the
+// catch-up syncs that follow a join, without memberlist's periodic push/pull (set out
+// of reach here). At 40 nodes under -race on two cores the join storm itself makes
+// probes time out and nodes be declared dead for a while, so 20 it is.
+func TestMemnetSimultaneousJoinsConverge(t *testing.T) {
+	c := &cluster{t: t, net: newNetwork(t, 7)}
+	seed := c.add("n00", nil)
+	const n = 20
+	noPushPull := func(cfg *Config) { cfg.PushPullInterval = time.Hour }
+	var wg sync.WaitGroup
+	nodes := make([]*Membership, n)
+	nodes[0] = seed
+	for i := 1; i < n; i++ {
+		cfg := c.config(fmt.Sprintf("n%02d", i))
+		cfg.Seeds = []string{seed.LocalAddr()}
+		noPushPull(&cfg)
+		nodes[i] = c.start(cfg)
+	}
+	for i := 1; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := nodes[i].Join(ctx); err != nil {
+				t.Errorf("Join(%s): %v", nodes[i].ID(), err)
+			}
+		}()
+	}
+	wg.Wait()
+	c.converge(20*time.Second, nodes)
+	// The join storm slowed probes down and raised Lifeguard's health scores, which
+	// stretch probe timeouts (up to 8×): let them settle so the probes in flight at
+	// Close end within goleak's patience.
+	eventually(t, 30*time.Second, func() bool {
+		for _, m := range nodes {
+			if m.ml.GetHealthScore() != 0 {
+				return false
+			}
+		}
+		return true
+	}, "health scores to settle after the join storm")
+}
