@@ -22,9 +22,9 @@ func (m member) String() string { return string(m) }
 // Ring copies the table out. The result is identical to New with the same
 // member set and config, whatever the order of the changes.
 //
-// Cost (BENCHMARKS.md, P = 2039): Add plus Ring takes ≈ 0.7 ms at N = 100,
-// more than New from scratch (≈ 0.4 ms), and ≈ 2.5 ms at N = 1000, less
-// than New (≈ 4 ms). So the Builder pays off for single changes to large
+// Cost (BENCHMARKS.md, P = 2039): Add plus Ring takes ≈ 1.0 ms at N = 100,
+// more than New from scratch (≈ 0.7 ms), and ≈ 2.9 ms at N = 1000, less
+// than New (≈ 5.8 ms). So the Builder pays off for single changes to large
 // rings. For a first build, or a batch of changes, use New: consistent has no
 // batch insert, so N Adds cost N full placements.
 type Builder struct {

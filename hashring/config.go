@@ -46,7 +46,7 @@ const (
 	// every N ≤ 120 (1.275 at N = 100). Above that it still works, with
 	// worse balance (bound 1.37 up to 256 nodes, 1.47 measured at 1000); set
 	// PartitionCount ≈ 17·N for bigger clusters (7919 covers N ≤ 411). A
-	// ring build at N = 100 costs ≈ 0.4 ms, well under the 2 ms budget. See
+	// ring build at N = 100 costs ≈ 0.7 ms, well under the 2 ms budget. See
 	// doc.go and BENCHMARKS.md.
 	DefaultPartitionCount = 2039
 	// DefaultReplicationFactor is the number of virtual nodes per member on
