@@ -74,11 +74,11 @@ type linkServer struct {
 	f *Forwarder
 }
 
-// Link serves one peer's link: every REQUEST runs in a goroutine of its own and is
-// answered with a REPLY (or UNHANDLED); a CANCEL cancels a request's context. When the
-// Forwarder leaves or closes it answers CLOSING and then UNHANDLED to whatever still
-// arrives, until the peer closes its side. It returns only once every goroutine it
-// started is done: a stream must not be written after its handler returned.
+// Link serves one peer's link: every REQUEST is run and answered with a REPLY (or
+// UNHANDLED); a CANCEL cancels a request's context. When the Forwarder leaves or
+// closes it answers CLOSING and then UNHANDLED to whatever still arrives, until the
+// peer closes its side. It returns only once every goroutine it started is done: a
+// stream must not be written after its handler returned.
 func (s linkServer) Link(stream swimringv1.PeerLink_LinkServer) error {
 	f := s.f
 	ctx := stream.Context()
@@ -89,19 +89,18 @@ func (s linkServer) Link(stream swimringv1.PeerLink_LinkServer) error {
 	if f.left.Load() || f.closed.Load() {
 		return status.Errorf(codes.Unavailable, "swimring: node %s takes no links now", f.self)
 	}
-	l := &ownerLink{f: f, stream: stream, sender: ms.sender, calls: map[uint64]context.CancelFunc{}, idle: make(chan linkWork)}
+	l := &ownerLink{f: f, stream: stream, sender: ms.sender, calls: map[uint64]context.CancelFunc{},
+		readToken: make(chan struct{}, 1)}
 	if p, ok := peer.FromContext(ctx); ok {
 		l.peer = p
 	}
-	var cancel context.CancelFunc
-	l.ctx, cancel = context.WithCancel(ctx)
-	defer l.wg.Wait() // after cancel (defers run last first)
-	defer cancel()
+	l.ctx, l.cancel = context.WithCancel(ctx)
+	defer l.cancel()
 	if err := l.send(&swimringv1.LinkFrame{Kind: swimringv1.LinkFrame_KIND_READY}); err != nil {
 		return err
 	}
 	// When this node leaves or closes, say CLOSING once; requests that still arrive
-	// are answered UNHANDLED (handle checks closing).
+	// are answered UNHANDLED.
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -112,16 +111,11 @@ func (s linkServer) Link(stream swimringv1.PeerLink_LinkServer) error {
 		case <-l.ctx.Done():
 		}
 	}()
-	for {
-		fr, err := stream.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		l.handle(fr)
-	}
+	l.readToken <- struct{}{}
+	l.wg.Add(1)
+	l.serve() // this goroutine is the first worker
+	l.wg.Wait()
+	return l.err
 }
 
 // ownerLink is one link's state on the owner.
@@ -130,11 +124,16 @@ type ownerLink struct {
 	stream swimringv1.PeerLink_LinkServer
 	sender string
 	peer   *peer.Peer
-	ctx    context.Context // ends with the stream
-	wg     sync.WaitGroup  // the receiving goroutine and every call in flight
+	ctx    context.Context // ends with the stream, or when a Recv failed
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the workers and the CLOSING watcher
 
-	closing atomic.Bool   // this node left or closed: requests are answered UNHANDLED
-	idle    chan linkWork // unbuffered: a send succeeds only if a worker is waiting
+	closing atomic.Bool // this node left or closed: requests are answered UNHANDLED
+	// readToken is held by the one worker reading the stream; idleReaders counts the
+	// workers waiting for it.
+	readToken   chan struct{}
+	idleReaders atomic.Int32
+	err         error // the stream's end (nil for the peer's CloseSend); set by the reader that saw it
 
 	sendMu sync.Mutex // serialises stream.Send
 	mu     sync.Mutex // protects calls
@@ -147,7 +146,59 @@ func (l *ownerLink) send(fr *swimringv1.LinkFrame) error {
 	return l.stream.Send(fr)
 }
 
-func (l *ownerLink) handle(fr *swimringv1.LinkFrame) {
+// serve is one worker, leader/follower style: it waits for the read token, reads one
+// frame, and for a request passes the token on (starting another worker if none is
+// waiting) and runs the request itself. So a request starts on the goroutine that
+// read it, with no hand-off in between, and the stacks of kept workers stay grown, as
+// grpc's stream workers do. There are never more workers than the link's peak of
+// calls in flight, plus one.
+func (l *ownerLink) serve() {
+	defer l.wg.Done()
+	for {
+		l.idleReaders.Add(1)
+		select {
+		case <-l.readToken:
+			l.idleReaders.Add(-1)
+		case <-l.ctx.Done():
+			l.idleReaders.Add(-1)
+			return
+		}
+		fr, err := l.stream.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				l.err = err
+			}
+			l.cancel() // every other worker returns once its call is answered
+			return
+		}
+		if fr.GetKind() != swimringv1.LinkFrame_KIND_REQUEST || l.closing.Load() {
+			l.control(fr)
+			l.readToken <- struct{}{}
+			continue
+		}
+		ctx, cancel := context.WithCancel(l.ctx)
+		l.mu.Lock()
+		l.calls[fr.GetId()] = cancel
+		l.mu.Unlock()
+		l.readToken <- struct{}{}
+		if l.idleReaders.Load() == 0 {
+			l.wg.Add(1)
+			go l.serve()
+		}
+		reply := l.f.runLinked(ctx, l, fr)
+		l.mu.Lock()
+		delete(l.calls, fr.GetId())
+		l.mu.Unlock()
+		cancel()
+		if err := l.send(reply); err != nil {
+			l.f.log.Debug("peer link: reply not sent", "peer", l.sender, "err", err)
+		}
+	}
+}
+
+// control handles a frame that is not run: a CANCEL, or a request that arrived after
+// CLOSING.
+func (l *ownerLink) control(fr *swimringv1.LinkFrame) {
 	switch fr.GetKind() {
 	case swimringv1.LinkFrame_KIND_CANCEL:
 		l.mu.Lock()
@@ -156,50 +207,7 @@ func (l *ownerLink) handle(fr *swimringv1.LinkFrame) {
 		}
 		l.mu.Unlock()
 	case swimringv1.LinkFrame_KIND_REQUEST:
-		if l.closing.Load() {
-			_ = l.send(&swimringv1.LinkFrame{Kind: swimringv1.LinkFrame_KIND_UNHANDLED, Id: fr.GetId()})
-			return
-		}
-		ctx, cancel := context.WithCancel(l.ctx)
-		l.mu.Lock()
-		l.calls[fr.GetId()] = cancel
-		l.mu.Unlock()
-		w := linkWork{fr: fr, ctx: ctx, cancel: cancel}
-		select {
-		case l.idle <- w: // a worker was waiting
-		default:
-			l.wg.Add(1)
-			go l.worker(w)
-		}
-	}
-}
-
-// linkWork is one request for a worker.
-type linkWork struct {
-	fr     *swimringv1.LinkFrame
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-// worker runs requests until the link ends. Workers are kept rather than started per
-// request so that their stacks, grown by the handler once, stay grown (as grpc's
-// stream workers do); there are never more than the link's peak of calls in flight.
-func (l *ownerLink) worker(w linkWork) {
-	defer l.wg.Done()
-	for {
-		reply := l.f.runLinked(w.ctx, l, w.fr)
-		l.mu.Lock()
-		delete(l.calls, w.fr.GetId())
-		l.mu.Unlock()
-		w.cancel()
-		if err := l.send(reply); err != nil {
-			l.f.log.Debug("peer link: reply not sent", "peer", l.sender, "err", err)
-		}
-		select {
-		case w = <-l.idle:
-		case <-l.ctx.Done():
-			return
-		}
+		_ = l.send(&swimringv1.LinkFrame{Kind: swimringv1.LinkFrame_KIND_UNHANDLED, Id: fr.GetId()})
 	}
 }
 
