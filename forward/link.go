@@ -3,7 +3,6 @@ package forward
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -609,6 +608,3 @@ func linkReplyResult(fr *swimringv1.LinkFrame) (resp *frame, hdr, trl metadata.M
 	}
 	return &frame{data: mem.BufferSlice{mem.SliceBuffer(fr.GetMessage())}}, hdr, trl, nil
 }
-
-// String names a link for logs.
-func (l *senderLink) String() string { return fmt.Sprintf("link to %s", l.pc.id) }
