@@ -3,7 +3,6 @@ package swimring
 import (
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -56,12 +55,7 @@ func (a *adminServer) Members(_ context.Context, req *adminv1.MembersRequest) (*
 		if !req.GetIncludeGone() && (m.State == membership.StateDead || m.State == membership.StateLeft) {
 			continue
 		}
-		cur, live := membership.Member{}, false
-		if i, ok := slices.BinarySearchFunc(st.members, m.ID, func(x membership.Member, id string) int {
-			return cmpString(x.ID, id)
-		}); ok {
-			cur, live = st.members[i], true
-		}
+		cur, live := st.find(m.ID)
 		isSelf := m.Name == self.Name
 		if isSelf {
 			m.State = self.State
@@ -75,16 +69,6 @@ func (a *adminServer) Members(_ context.Context, req *adminv1.MembersRequest) (*
 		})
 	}
 	return resp, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // memberLoads lists the ring's members with their addresses and partition counts.

@@ -143,12 +143,6 @@ type testCluster struct {
 	tweak func(id string, c *Config)
 }
 
-// localMembership is the fast preset (a failure is seen in 1–3 s).
-func localMembership() membership.Config {
-	c := membership.LocalConfig()
-	return c
-}
-
 // newNode creates, serves and starts one node that joins seeds.
 func (c *testCluster) newNode(id string, seeds ...string) *testNode {
 	t := c.t
@@ -163,7 +157,7 @@ func (c *testCluster) newNode(id string, seeds ...string) *testNode {
 		GossipAddr:   "127.0.0.1:0",
 		GRPCAddr:     lis.Addr().String(),
 		Seeds:        seeds,
-		Membership:   localMembership(),
+		Membership:   membership.LocalConfig(),
 		RingDebounce: 5 * time.Millisecond,
 	}
 	if os.Getenv("SWIMRING_TEST_LOG") != "" {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/swimring/swimring/forward"
 	"github.com/swimring/swimring/hashring"
+	"github.com/swimring/swimring/membership"
 	adminv1 "github.com/swimring/swimring/proto/swimring/admin/v1"
 	echov1 "github.com/swimring/swimring/proto/swimring/echo/v1"
 )
@@ -610,7 +611,7 @@ func TestOtherRingConfigRefused(t *testing.T) {
 	c := newTestCluster(t, 2, nil)
 	lis := c.nodes[0]
 	cfg := Config{ID: "stranger", GossipAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:1", ClusterName: "test",
-		Seeds: []string{lis.node.Self().GossipAddr}, Membership: localMembership(), Ring: hashring.Config{PartitionCount: 1021}}
+		Seeds: []string{lis.node.Self().GossipAddr}, Membership: membership.LocalConfig(), Ring: hashring.Config{PartitionCount: 1021}}
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -639,11 +640,16 @@ func TestLifecycleErrors(t *testing.T) {
 	if err := n.node.Start(ctxT(t)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Start after Close: %v", err)
 	}
-	called := false
-	cancel := n.node.Subscribe(func(context.Context, RingChange) { called = true })
+	// Subscribe after Close registers nothing (so nothing can ever be delivered: the
+	// goroutines that would deliver it are gone).
+	var called atomic.Bool
+	cancel := n.node.Subscribe(func(context.Context, RingChange) { called.Store(true) })
+	n.node.subs.mu.Lock()
+	registered := len(n.node.subs.handlers)
+	n.node.subs.mu.Unlock()
 	cancel()
-	if called {
-		t.Fatal("subscriber called after Close")
+	if registered != 0 || called.Load() {
+		t.Fatalf("Subscribe after Close: %d handlers registered, called %v", registered, called.Load())
 	}
 }
 
@@ -653,7 +659,7 @@ func TestRoutedCallBeforeStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Config{ID: "early", GossipAddr: "127.0.0.1:0", GRPCAddr: lis.Addr().String(), Membership: localMembership()})
+	n, err := New(Config{ID: "early", GossipAddr: "127.0.0.1:0", GRPCAddr: lis.Addr().String(), Membership: membership.LocalConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}

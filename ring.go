@@ -20,12 +20,20 @@ type ringState struct {
 	final   bool                // this node has left: the last state
 }
 
+// find returns the live member with the given ID.
+func (s *ringState) find(id string) (membership.Member, bool) {
+	i := sort.Search(len(s.members), func(i int) bool { return s.members[i].ID >= id })
+	if i < len(s.members) && s.members[i].ID == id {
+		return s.members[i], true
+	}
+	return membership.Member{}, false
+}
+
 // member returns the member with the given ID (a bare Member with only the ID if
 // it is unknown, which a ring member never is).
 func (s *ringState) member(id string) Member {
-	i := sort.Search(len(s.members), func(i int) bool { return s.members[i].ID >= id })
-	if i < len(s.members) && s.members[i].ID == id {
-		return memberOf(s.members[i])
+	if m, ok := s.find(id); ok {
+		return memberOf(m)
 	}
 	return Member{ID: id}
 }
@@ -42,10 +50,8 @@ func (r fwdRing) OwnerN(key string, k int) []string { return r.n.state.Load().ri
 func (r fwdRing) Checksum() uint64 { return r.n.state.Load().ring.Checksum() }
 
 func (r fwdRing) Addr(id string) (string, bool) {
-	st := r.n.state.Load()
-	i := sort.Search(len(st.members), func(i int) bool { return st.members[i].ID >= id })
-	if i < len(st.members) && st.members[i].ID == id && st.members[i].GRPCAddr != "" {
-		return st.members[i].GRPCAddr, true
+	if m, ok := r.n.state.Load().find(id); ok && m.GRPCAddr != "" {
+		return m.GRPCAddr, true
 	}
 	return "", false
 }

@@ -360,37 +360,32 @@ type linkReply struct {
 	err error
 }
 
-// linkState is a peerConn's link (guarded by peerConn.linkMu).
+// linkState is how a peerConn's link is being opened (guarded by peerConn.linkMu).
 type linkState struct {
-	link    *senderLink // the current link, or nil
+	// opening: an openLink goroutine runs, from the dial until its link ended.
 	opening bool
-	retryAt time.Time
+	retryAt time.Time // no new link before this (the last one failed or was refused)
 }
 
-// usableLink returns pc's link when calls may use it; otherwise it starts opening
-// one in the background (unless one failed recently) and returns nil.
+// usable reports whether new calls may go on the link.
+func (l *senderLink) usable() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ready && !l.closing && l.broken == nil
+}
+
+// usableLink returns pc's link when calls may use it; otherwise, unless a link is
+// being opened or is still up (not READY yet, or winding down after CLOSING) or one
+// failed recently, it starts opening one in the background, and returns nil.
 func (f *Forwarder) usableLink(pc *peerConn) *senderLink {
-	if l := pc.link.Load(); l != nil {
-		l.mu.Lock()
-		ok := l.ready && !l.closing && l.broken == nil
-		l.mu.Unlock()
-		if ok {
-			return l
-		}
+	if l := pc.link.Load(); l != nil && l.usable() {
+		return l
 	}
 	pc.linkMu.Lock()
 	defer pc.linkMu.Unlock()
 	st := &pc.linkState
 	if st.opening || time.Now().Before(st.retryAt) || f.closed.Load() || pc.retired.Load() {
 		return nil
-	}
-	if l := st.link; l != nil {
-		l.mu.Lock()
-		gone := l.broken != nil || l.closing
-		l.mu.Unlock()
-		if !gone {
-			return nil // opened, not READY yet
-		}
 	}
 	if f.spawn(func() { f.openLink(pc) }) {
 		st.opening = true
@@ -421,10 +416,7 @@ func (f *Forwarder) openLink(pc *peerConn) {
 		return
 	}
 	l := &senderLink{f: f, pc: pc, stream: stream, cancel: cancel, pending: map[uint64]chan linkReply{}}
-	pc.linkMu.Lock()
-	pc.linkState.link = l
 	pc.link.Store(l)
-	pc.linkMu.Unlock()
 	err = l.receive()
 	if status.Code(err) == codes.Unimplemented {
 		retry = linkUnsupportedDelay

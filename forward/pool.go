@@ -33,8 +33,8 @@ type peerConn struct {
 	retired   atomic.Bool
 	closeOnce sync.Once
 
-	// link is the peer link calls may use (nil: none yet); linkMu serialises opening
-	// it and protects linkState.
+	// link is the latest peer link (nil: none yet); linkMu serialises opening one
+	// and protects linkState.
 	link      atomic.Pointer[senderLink]
 	linkMu    sync.Mutex
 	linkState linkState
