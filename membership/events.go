@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"time"
@@ -30,16 +31,28 @@ func newRawEvent(kind rawKind, n *memberlist.Node) rawEvent {
 }
 
 // eventQueue is unbounded so that memberlist's callbacks never wait for the
-// dispatcher (or, through it, a slow subscriber).
+// dispatcher (or, through it, a slow subscriber). It counts what was pushed and what
+// the dispatcher applied, so that Join can wait until the snapshot holds every member
+// its push/pull taught memberlist (see flush).
 type eventQueue struct {
-	mu     sync.Mutex // protects items
-	items  []rawEvent
-	signal chan struct{} // capacity 1: "items is not empty"
+	// mu protects items, pushed, applied and progress.
+	mu       sync.Mutex
+	items    []rawEvent
+	pushed   uint64        // events pushed so far
+	applied  uint64        // events the dispatcher has applied to the member table
+	progress chan struct{} // closed (and replaced) whenever applied grows
+	signal   chan struct{} // capacity 1: "items is not empty"
+}
+
+func (q *eventQueue) init() {
+	q.signal = make(chan struct{}, 1)
+	q.progress = make(chan struct{})
 }
 
 func (q *eventQueue) push(ev rawEvent) {
 	q.mu.Lock()
 	q.items = append(q.items, ev)
+	q.pushed++
 	q.mu.Unlock()
 	select {
 	case q.signal <- struct{}{}:
@@ -55,6 +68,41 @@ func (q *eventQueue) drain() []rawEvent {
 	return items
 }
 
+// markApplied records that n drained events are now in the member table and snapshot.
+func (q *eventQueue) markApplied(n int) {
+	if n == 0 {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.applied += uint64(n)
+	close(q.progress)
+	q.progress = make(chan struct{})
+}
+
+// flush waits until every event pushed before the call has been applied (so the
+// snapshot reflects them), or ctx or done ends.
+func (q *eventQueue) flush(ctx context.Context, done <-chan struct{}) error {
+	q.mu.Lock()
+	target := q.pushed
+	q.mu.Unlock()
+	for {
+		q.mu.Lock()
+		applied, progress := q.applied, q.progress
+		q.mu.Unlock()
+		if applied >= target {
+			return nil
+		}
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-done:
+			return ErrClosed
+		}
+	}
+}
+
 // dispatch applies queued memberlist events in order, one batch at a time.
 func (m *Membership) dispatch() {
 	defer m.wg.Done()
@@ -63,7 +111,9 @@ func (m *Membership) dispatch() {
 		case <-m.done:
 			return
 		case <-m.queue.signal:
-			m.process(m.queue.drain())
+			batch := m.queue.drain()
+			m.process(batch)
+			m.queue.markApplied(len(batch))
 		}
 	}
 }

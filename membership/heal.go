@@ -2,6 +2,7 @@ package membership
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -15,7 +16,8 @@ import (
 // key, ring fingerprint or protocol) counts as not answering.
 //
 // Each round contacts the addresses one after another, each bounded by
-// TCPTimeout (memberlist's Join takes no context).
+// TCPTimeout (memberlist's Join takes no context). When Join returns nil, Snapshot
+// already holds every member learned from the seeds' push/pull.
 func (m *Membership) Join(ctx context.Context) error {
 	wait := m.cfg.JoinRetry.Initial
 	for attempt := 1; ; attempt++ {
@@ -30,6 +32,16 @@ func (m *Membership) Join(ctx context.Context) error {
 			if n > 0 {
 				m.log.Info("joined the cluster", "contacted", n, "of", len(addrs), "attempt", attempt)
 				m.catchUp.Store(catchUpSyncs)
+				// memberlist learned the cluster in the push/pull, and its callbacks
+				// queued every member before Join returned; wait until the dispatcher
+				// applied them, so that Snapshot (and a ring built from it) holds the
+				// whole cluster, not only this node.
+				if err := m.queue.flush(ctx, m.done); err != nil {
+					if errors.Is(err, ErrClosed) {
+						return err
+					}
+					return fmt.Errorf("%w: joined, but the member table was not updated: %w", ErrJoin, err)
+				}
 				return nil
 			}
 			lastErr = err

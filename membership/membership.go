@@ -98,7 +98,7 @@ func New(cfg Config) (*Membership, error) {
 		refused: make(map[string]time.Time),
 		done:    make(chan struct{}),
 	}
-	m.queue.signal = make(chan struct{}, 1)
+	m.queue.init()
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.curMeta = nodeMeta{
 		ProtoMin:    cfg.protocolRange[0],
@@ -130,7 +130,9 @@ func New(cfg Config) (*Membership, error) {
 	m.localAddr = ml.LocalNode().Address()
 	// NotifyJoin for ourselves fired inside Create: apply it now so that
 	// Snapshot contains this node as soon as New returns.
-	m.process(m.queue.drain())
+	batch := m.queue.drain()
+	m.process(batch)
+	m.queue.markApplied(len(batch))
 
 	m.wg.Add(2)
 	go m.dispatch()
