@@ -98,7 +98,7 @@ func (a *adminServer) Ring(_ context.Context, req *adminv1.RingRequest) (*adminv
 	cfg := st.ring.Config()
 	resp := &adminv1.RingResponse{
 		Version: st.version, Checksum: st.ring.Checksum(),
-		PartitionCount: uint32(cfg.PartitionCount), ReplicationFactor: uint32(cfg.ReplicationFactor),
+		PartitionCount: uint32(cfg.PartitionCount), VirtualNodes: uint32(cfg.VirtualNodes),
 		LoadFactor: cfg.Load, Members: memberLoads(st),
 	}
 	for _, m := range resp.Members {

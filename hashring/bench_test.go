@@ -33,7 +33,7 @@ func benchConsistent(cfg Config, members []string) *consistent.Consistent {
 	cfg, _ = cfg.withDefaults()
 	return consistent.New(cm, consistent.Config{
 		Hasher: cfg.Hasher, PartitionCount: cfg.PartitionCount,
-		ReplicationFactor: cfg.ReplicationFactor, Load: cfg.Load,
+		ReplicationFactor: cfg.VirtualNodes, Load: cfg.Load,
 	})
 }
 

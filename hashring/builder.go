@@ -57,7 +57,7 @@ func NewBuilder(cfg Config) (*Builder, error) {
 		b.c = consistent.New(nil, consistent.Config{
 			Hasher:            cfg.Hasher,
 			PartitionCount:    cfg.PartitionCount,
-			ReplicationFactor: cfg.ReplicationFactor,
+			ReplicationFactor: cfg.VirtualNodes,
 			Load:              cfg.Load,
 		})
 	})
@@ -139,7 +139,7 @@ func (b *Builder) Remove(m string) error {
 
 // pointsOf returns the circle points of m, as consistent computes them.
 func (b *Builder) pointsOf(m string) []uint64 {
-	out := make([]uint64, b.cfg.ReplicationFactor)
+	out := make([]uint64, b.cfg.VirtualNodes)
 	var buf []byte
 	for i := range out {
 		buf = vnodeKey(buf, m, i)

@@ -49,9 +49,9 @@ const (
 	// ring build at N = 100 costs ≈ 0.7 ms, well under the 2 ms budget. See
 	// doc.go and BENCHMARKS.md.
 	DefaultPartitionCount = 2039
-	// DefaultReplicationFactor is the number of virtual nodes per member on
+	// DefaultVirtualNodes is the number of virtual nodes per member on
 	// consistent's hash circle (consistent's own default).
-	DefaultReplicationFactor = 20
+	DefaultVirtualNodes = 20
 	// DefaultLoad is the bounded-load factor: no member owns more than
 	// ceil(Load · PartitionCount / members) partitions.
 	DefaultLoad = 1.25
@@ -59,9 +59,9 @@ const (
 	// MaxPartitionCount bounds PartitionCount: the partition table is
 	// allocated up front and walked on every build.
 	MaxPartitionCount = 1 << 20
-	// MaxReplicationFactor bounds ReplicationFactor: every member costs that
+	// MaxVirtualNodes bounds VirtualNodes: every member costs that
 	// many hashes and circle entries on every build.
-	MaxReplicationFactor = 1 << 10
+	MaxVirtualNodes = 1 << 10
 )
 
 // Hasher maps bytes to a 64-bit hash. It must be deterministic, safe for
@@ -91,12 +91,12 @@ type Config struct {
 	// Valid range [1, MaxPartitionCount]. Changing it remaps almost every key.
 	PartitionCount int
 
-	// ReplicationFactor is consistent's number of VIRTUAL NODES per member
-	// on the hash circle, i.e. how many points each member gets to smooth the
-	// placement. It is NOT data replication: for replicas use Ring.OwnerN.
-	// Zero means DefaultReplicationFactor. Valid range
-	// [1, MaxReplicationFactor].
-	ReplicationFactor int
+	// VirtualNodes is the number of points each member gets on the hash
+	// circle to smooth the placement (consistent calls it ReplicationFactor,
+	// but it is not data replication: for replicas use Ring.OwnerN).
+	// Zero means DefaultVirtualNodes. Valid range
+	// [1, MaxVirtualNodes].
+	VirtualNodes int
 
 	// Load is the bounded-load factor: a member owns at most
 	// ceil(Load · P / members) partitions; a partition whose nearest member
@@ -115,10 +115,10 @@ type Config struct {
 // DefaultConfig returns the defaults, spelled out.
 func DefaultConfig() Config {
 	return Config{
-		PartitionCount:    DefaultPartitionCount,
-		ReplicationFactor: DefaultReplicationFactor,
-		Load:              DefaultLoad,
-		Hasher:            xxHasher{},
+		PartitionCount: DefaultPartitionCount,
+		VirtualNodes:   DefaultVirtualNodes,
+		Load:           DefaultLoad,
+		Hasher:         xxHasher{},
 	}
 }
 
@@ -128,8 +128,8 @@ func (c Config) Validate() error {
 	if c.PartitionCount < 0 || c.PartitionCount > MaxPartitionCount {
 		return fmt.Errorf("%w: PartitionCount %d not in [1, %d]", ErrInvalidConfig, c.PartitionCount, MaxPartitionCount)
 	}
-	if c.ReplicationFactor < 0 || c.ReplicationFactor > MaxReplicationFactor {
-		return fmt.Errorf("%w: ReplicationFactor %d not in [1, %d]", ErrInvalidConfig, c.ReplicationFactor, MaxReplicationFactor)
+	if c.VirtualNodes < 0 || c.VirtualNodes > MaxVirtualNodes {
+		return fmt.Errorf("%w: VirtualNodes %d not in [1, %d]", ErrInvalidConfig, c.VirtualNodes, MaxVirtualNodes)
 	}
 	if c.Load != 0 && (math.IsNaN(c.Load) || math.IsInf(c.Load, 0) || c.Load < 1) {
 		return fmt.Errorf("%w: Load %v must be finite and >= 1", ErrInvalidConfig, c.Load)
@@ -145,8 +145,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PartitionCount == 0 {
 		c.PartitionCount = DefaultPartitionCount
 	}
-	if c.ReplicationFactor == 0 {
-		c.ReplicationFactor = DefaultReplicationFactor
+	if c.VirtualNodes == 0 {
+		c.VirtualNodes = DefaultVirtualNodes
 	}
 	if c.Load == 0 {
 		c.Load = DefaultLoad

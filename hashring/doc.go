@@ -7,8 +7,8 @@
 //
 // # Pieces
 //
-//   - Config: PartitionCount (P), ReplicationFactor, Load, Hasher. Every
-//     node of a cluster must use an equal Config. ReplicationFactor is
+//   - Config: PartitionCount (P), VirtualNodes, Load, Hasher. Every
+//     node of a cluster must use an equal Config. VirtualNodes is
 //     consistent's number of virtual nodes per member on its hash circle,
 //     NOT data replication; for replicas use Ring.OwnerN.
 //   - New(cfg, members...) builds a Ring from a whole member set.
@@ -31,7 +31,7 @@
 // # Placement and why New does not call consistent.New
 //
 // Placement is consistent v1.0.0's algorithm: each member gets
-// ReplicationFactor points on a hash circle (hash of "i:name"); partition p
+// VirtualNodes points on a hash circle (hash of "i:name"); partition p
 // sits at the hash of its 8-byte little-endian number and goes to the first
 // member clockwise that owns fewer than ceil(Load · P / N) partitions.
 // consistent.New re-sorts the circle after every member it inserts, so it is
@@ -89,7 +89,7 @@
 // # Checksum
 //
 // Ring.Checksum hashes the sorted member list (length-prefixed), P,
-// ReplicationFactor, Load and the hasher's identity (its Go type name and
+// VirtualNodes, Load and the hasher's identity (its Go type name and
 // its output on fixed probe inputs). Equal member sets and configs give
 // equal checksums on every node whatever the order of changes.
 //

@@ -22,7 +22,7 @@ func FuzzRing(f *testing.F) {
 	f.Add("1,2,3,4,5,6,7,8,9,10,11,12", "k", uint16(5), uint8(2), 1.0, uint8(11))
 	f.Fuzz(func(t *testing.T, list, key string, p uint16, rf uint8, load float64, remove uint8) {
 		// Keep builds small: P < 512, RF < 16, at most 24 members.
-		cfg := Config{PartitionCount: int(p % 512), ReplicationFactor: int(rf % 16), Load: load}
+		cfg := Config{PartitionCount: int(p % 512), VirtualNodes: int(rf % 16), Load: load}
 		var members []string
 		if list != "" {
 			members = strings.Split(list, ",")

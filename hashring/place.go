@@ -15,7 +15,7 @@ import (
 // distributePartitions, distributeWithLoad) for a whole member set at once.
 //
 // Why not consistent.New? It re-sorts the whole circle after every member it
-// adds, so building N members costs N sorts of up to N·ReplicationFactor
+// adds, so building N members costs N sorts of up to N·VirtualNodes
 // points: hundreds of milliseconds at N = 1000 (BENCHMARKS.md). Its API has
 // no batch insert. placeAll computes the same circle, sorts it once, and
 // then runs the same bounded-load walk, with slices instead of maps.
@@ -45,7 +45,7 @@ func placeAll(cfg Config, members []string) ([]int32, error) {
 		return nil, nil
 	}
 	h := cfg.Hasher
-	rf := cfg.ReplicationFactor
+	rf := cfg.VirtualNodes
 
 	// The circle: every member's virtual nodes, sorted by hash.
 	circle := make([]vnode, 0, n*rf)

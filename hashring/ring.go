@@ -266,7 +266,7 @@ func (r *Ring) Config() Config { return r.orEmpty().cfg }
 
 // Checksum summarises the member set and the config: two rings have equal
 // checksums exactly when their sorted member lists, PartitionCount,
-// ReplicationFactor and Load are equal and their hashers have the same type
+// VirtualNodes and Load are equal and their hashers have the same type
 // and the same output on fixed probe inputs (up to 64-bit hash collisions).
 // Insertion order does not matter. Nodes exchange it to detect that they
 // disagree on the ring.
@@ -292,7 +292,7 @@ func checksum(cfg Config, members []string) uint64 {
 	}
 	_, _ = d.WriteString(checksumVersion)
 	u64(uint64(cfg.PartitionCount))
-	u64(uint64(cfg.ReplicationFactor))
+	u64(uint64(cfg.VirtualNodes))
 	u64(math.Float64bits(cfg.Load))
 	str(fmt.Sprintf("%T", cfg.Hasher))
 	for _, p := range hasherProbes {

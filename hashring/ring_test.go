@@ -13,7 +13,7 @@ import (
 )
 
 // handConfig is a ring small enough to place by hand. Members a, b, c with
-// ReplicationFactor 2 put six points on the circle (keys "i:name"):
+// VirtualNodes 2 put six points on the circle (keys "i:name"):
 //
 //	100 a ("0:a")   200 b ("0:b")   300 c ("0:c")
 //	400 a ("1:a")   500 b ("1:b")   600 c ("1:c")
@@ -41,7 +41,7 @@ func handConfig() Config {
 		partKey(0): 150, partKey(1): 160, partKey(2): 170, partKey(3): 180, partKey(4): 650, partKey(5): 350,
 		"k0": 6, "k1": 11, "k2": 3,
 	}
-	return Config{PartitionCount: 6, ReplicationFactor: 2, Load: 1.25, Hasher: h}
+	return Config{PartitionCount: 6, VirtualNodes: 2, Load: 1.25, Hasher: h}
 }
 
 func TestHandWorkedOwners(t *testing.T) {
@@ -98,9 +98,9 @@ func TestPlaceMatchesConsistent(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for trial := range 60 {
 		cfg := Config{
-			PartitionCount:    []int{1, 7, 31, 271, 1021}[rng.IntN(5)],
-			ReplicationFactor: 1 + rng.IntN(25),
-			Load:              []float64{1, 1.05, 1.25, 2, 10}[rng.IntN(5)],
+			PartitionCount: []int{1, 7, 31, 271, 1021}[rng.IntN(5)],
+			VirtualNodes:   1 + rng.IntN(25),
+			Load:           []float64{1, 1.05, 1.25, 2, 10}[rng.IntN(5)],
 		}
 		if trial%3 == 0 {
 			cfg.Hasher = seededHasher{seed: rng.Uint64()}
@@ -113,7 +113,7 @@ func TestPlaceMatchesConsistent(t *testing.T) {
 		}
 		c := consistent.New(cm, consistent.Config{
 			Hasher: r.Config().Hasher, PartitionCount: cfg.PartitionCount,
-			ReplicationFactor: cfg.ReplicationFactor, Load: cfg.Load,
+			ReplicationFactor: cfg.VirtualNodes, Load: cfg.Load,
 		})
 		for p := range cfg.PartitionCount {
 			want := c.GetPartitionOwner(p).String()
@@ -137,7 +137,7 @@ func TestInsertionOrderIndependence(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, cfg := range []Config{
 		{PartitionCount: 271},
-		{PartitionCount: 101, ReplicationFactor: 5, Load: 1.05, Hasher: seededHasher{seed: 9}},
+		{PartitionCount: 101, VirtualNodes: 5, Load: 1.05, Hasher: seededHasher{seed: 9}},
 	} {
 		members := randNames(rng, 25)
 		ref := mustNew(t, cfg, members...)
@@ -334,7 +334,7 @@ func TestOwnerNProperties(t *testing.T) {
 		{Config{PartitionCount: 2039}, 40},
 		// More members than partitions: some own nothing and are reached
 		// only through the idle list.
-		{Config{PartitionCount: 7, ReplicationFactor: 3}, 20},
+		{Config{PartitionCount: 7, VirtualNodes: 3}, 20},
 	}
 	for _, tc := range cases {
 		r := mustNew(t, tc.cfg, randNames(rng, tc.n)...)
@@ -412,8 +412,8 @@ func TestBadConfig(t *testing.T) {
 	bad := []Config{
 		{PartitionCount: -1},
 		{PartitionCount: MaxPartitionCount + 1},
-		{ReplicationFactor: -3},
-		{ReplicationFactor: MaxReplicationFactor + 1},
+		{VirtualNodes: -3},
+		{VirtualNodes: MaxVirtualNodes + 1},
 		{Load: 0.99},
 		{Load: -1},
 		{Load: math.NaN()},
@@ -431,7 +431,7 @@ func TestBadConfig(t *testing.T) {
 			t.Errorf("NewBuilder(%+v) err = %v", cfg, err)
 		}
 	}
-	for _, cfg := range []Config{{}, DefaultConfig(), {PartitionCount: 1, ReplicationFactor: 1, Load: 1}} {
+	for _, cfg := range []Config{{}, DefaultConfig(), {PartitionCount: 1, VirtualNodes: 1, Load: 1}} {
 		if err := cfg.Validate(); err != nil {
 			t.Errorf("Validate(%+v) = %v", cfg, err)
 		}
@@ -439,7 +439,7 @@ func TestBadConfig(t *testing.T) {
 	// Zero fields take the defaults.
 	got := mustNew(t, Config{}).Config()
 	if want := DefaultConfig(); got.PartitionCount != want.PartitionCount ||
-		got.ReplicationFactor != want.ReplicationFactor || got.Load != want.Load || got.Hasher != want.Hasher {
+		got.VirtualNodes != want.VirtualNodes || got.Load != want.Load || got.Hasher != want.Hasher {
 		t.Errorf("Config{} became %+v, want %+v", got, want)
 	}
 }
@@ -477,7 +477,7 @@ func TestBadMembers(t *testing.T) {
 // (consistent would let insertion order decide, and Remove would then hand
 // it a nil member).
 func TestHashCollision(t *testing.T) {
-	cfg := Config{PartitionCount: 13, ReplicationFactor: 2, Hasher: tableHasher{"1:x": 42, "0:y": 42}}
+	cfg := Config{PartitionCount: 13, VirtualNodes: 2, Hasher: tableHasher{"1:x": 42, "0:y": 42}}
 	if _, err := New(cfg, "x", "y"); !errors.Is(err, ErrHashCollision) {
 		t.Fatalf("New err = %v, want ErrHashCollision", err)
 	}
@@ -497,7 +497,7 @@ func TestHashCollision(t *testing.T) {
 	}
 	sameRing(t, "after collision dance", b.Ring(), mustNew(t, cfg, "y"))
 	// A member colliding with itself is harmless (consistent keeps both points).
-	self := Config{PartitionCount: 13, ReplicationFactor: 2, Hasher: tableHasher{"0:s": 7, "1:s": 7}}
+	self := Config{PartitionCount: 13, VirtualNodes: 2, Hasher: tableHasher{"0:s": 7, "1:s": 7}}
 	sameRing(t, "self collision", mustBuilder(t, self, "s", "t").Ring(), mustNew(t, self, "t", "s"))
 }
 
@@ -523,7 +523,7 @@ func TestChecksum(t *testing.T) {
 		"member added":     mustNew(t, Config{PartitionCount: 31}, "a", "b", "c", "d"),
 		"member renamed":   mustNew(t, Config{PartitionCount: 31}, "a", "b", "cc"),
 		"P":                mustNew(t, Config{PartitionCount: 37}, "a", "b", "c"),
-		"RF":               mustNew(t, Config{PartitionCount: 31, ReplicationFactor: 21}, "a", "b", "c"),
+		"RF":               mustNew(t, Config{PartitionCount: 31, VirtualNodes: 21}, "a", "b", "c"),
 		"Load":             mustNew(t, Config{PartitionCount: 31, Load: 1.26}, "a", "b", "c"),
 		"hasher type":      mustNew(t, Config{PartitionCount: 31, Hasher: seededHasher{0}}, "a", "b", "c"),
 		"hasher seed":      mustNew(t, Config{PartitionCount: 31, Hasher: seededHasher{1}}, "a", "b", "c"),

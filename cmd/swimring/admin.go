@@ -183,15 +183,15 @@ type ringMemberJSON struct {
 }
 
 type ringJSON struct {
-	Version           uint64           `json:"version"`
-	Checksum          string           `json:"checksum"`
-	PartitionCount    uint32           `json:"partition_count"`
-	ReplicationFactor uint32           `json:"replication_factor"`
-	LoadFactor        float64          `json:"load_factor"`
-	LoadMax           uint32           `json:"load_max"`
-	LoadMean          float64          `json:"load_mean"`
-	LoadSpread        float64          `json:"load_spread"`
-	Members           []ringMemberJSON `json:"members"`
+	Version        uint64           `json:"version"`
+	Checksum       string           `json:"checksum"`
+	PartitionCount uint32           `json:"partition_count"`
+	VirtualNodes   uint32           `json:"virtual_nodes"`
+	LoadFactor     float64          `json:"load_factor"`
+	LoadMax        uint32           `json:"load_max"`
+	LoadMean       float64          `json:"load_mean"`
+	LoadSpread     float64          `json:"load_spread"`
+	Members        []ringMemberJSON `json:"members"`
 }
 
 func share(parts, total uint32) float64 {
@@ -204,7 +204,7 @@ func share(parts, total uint32) float64 {
 func ringDoc(r *adminv1.RingResponse) ringJSON {
 	doc := ringJSON{
 		Version: r.GetVersion(), Checksum: hex64(r.GetChecksum()), PartitionCount: r.GetPartitionCount(),
-		ReplicationFactor: r.GetReplicationFactor(), LoadFactor: r.GetLoadFactor(),
+		VirtualNodes: r.GetVirtualNodes(), LoadFactor: r.GetLoadFactor(),
 		LoadMax: r.GetLoadMax(), LoadMean: r.GetLoadMean(), LoadSpread: r.GetLoadSpread(),
 		Members: []ringMemberJSON{},
 	}
@@ -229,7 +229,7 @@ func printRing(w io.Writer, r *adminv1.RingResponse) error {
 	fmt.Fprintf(w, "%d partitions on %d members; load max %d, mean %.1f, spread %.2f (bound %.2f)\n",
 		r.GetPartitionCount(), len(r.GetMembers()), r.GetLoadMax(), r.GetLoadMean(), r.GetLoadSpread(), r.GetLoadFactor())
 	_, err := fmt.Fprintf(w, "checksum %s, version %d, %d virtual nodes per member\n",
-		hex64(r.GetChecksum()), r.GetVersion(), r.GetReplicationFactor())
+		hex64(r.GetChecksum()), r.GetVersion(), r.GetVirtualNodes())
 	return err
 }
 

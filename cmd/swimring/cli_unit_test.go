@@ -175,7 +175,7 @@ func TestPrintMembersAndRing(t *testing.T) {
 		t.Errorf("members doc %+v", doc)
 	}
 
-	rr := &adminv1.RingResponse{Version: 7, Checksum: 0xabc, PartitionCount: 10, ReplicationFactor: 20, LoadFactor: 1.25,
+	rr := &adminv1.RingResponse{Version: 7, Checksum: 0xabc, PartitionCount: 10, VirtualNodes: 20, LoadFactor: 1.25,
 		Members: []*adminv1.MemberLoad{{Id: "a", GrpcAddr: "x:1", Partitions: 6}, {Id: "b", GrpcAddr: "x:2", Partitions: 4}},
 		LoadMax: 6, LoadMean: 5, LoadSpread: 1.2}
 	b.Reset()

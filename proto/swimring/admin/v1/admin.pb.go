@@ -425,10 +425,12 @@ type RingResponse struct {
 	// version counts this node's ring changes (node-local; 0 before the first ring).
 	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// checksum is equal on every node with the same member set and ring config.
-	Checksum          uint64  `protobuf:"varint,2,opt,name=checksum,proto3" json:"checksum,omitempty"`
-	PartitionCount    uint32  `protobuf:"varint,3,opt,name=partition_count,json=partitionCount,proto3" json:"partition_count,omitempty"`
-	ReplicationFactor uint32  `protobuf:"varint,4,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
-	LoadFactor        float64 `protobuf:"fixed64,5,opt,name=load_factor,json=loadFactor,proto3" json:"load_factor,omitempty"`
+	Checksum       uint64 `protobuf:"varint,2,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	PartitionCount uint32 `protobuf:"varint,3,opt,name=partition_count,json=partitionCount,proto3" json:"partition_count,omitempty"`
+	// virtual_nodes is the number of points each member has on the hash circle (not data
+	// replication: that is the service's business, e.g. OwnerN).
+	VirtualNodes uint32  `protobuf:"varint,4,opt,name=virtual_nodes,json=virtualNodes,proto3" json:"virtual_nodes,omitempty"`
+	LoadFactor   float64 `protobuf:"fixed64,5,opt,name=load_factor,json=loadFactor,proto3" json:"load_factor,omitempty"`
 	// members, sorted by id, with their partition counts.
 	Members []*MemberLoad `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
 	// load_max and load_mean are the most and the mean partitions per member;
@@ -493,9 +495,9 @@ func (x *RingResponse) GetPartitionCount() uint32 {
 	return 0
 }
 
-func (x *RingResponse) GetReplicationFactor() uint32 {
+func (x *RingResponse) GetVirtualNodes() uint32 {
 	if x != nil {
-		return x.ReplicationFactor
+		return x.VirtualNodes
 	}
 	return 0
 }
@@ -1229,12 +1231,12 @@ const file_swimring_admin_v1_admin_proto_rawDesc = "" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x03 \x01(\rR\n" +
-	"partitions\"\xfa\x02\n" +
+	"partitions\"\xf0\x02\n" +
 	"\fRingResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1a\n" +
 	"\bchecksum\x18\x02 \x01(\x04R\bchecksum\x12'\n" +
-	"\x0fpartition_count\x18\x03 \x01(\rR\x0epartitionCount\x12-\n" +
-	"\x12replication_factor\x18\x04 \x01(\rR\x11replicationFactor\x12\x1f\n" +
+	"\x0fpartition_count\x18\x03 \x01(\rR\x0epartitionCount\x12#\n" +
+	"\rvirtual_nodes\x18\x04 \x01(\rR\fvirtualNodes\x12\x1f\n" +
 	"\vload_factor\x18\x05 \x01(\x01R\n" +
 	"loadFactor\x127\n" +
 	"\amembers\x18\x06 \x03(\v2\x1d.swimring.admin.v1.MemberLoadR\amembers\x12\x19\n" +
