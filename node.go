@@ -56,10 +56,12 @@ type Node struct {
 	fwd     *forward.Forwarder
 	health  *health.Server
 	admin   *adminServer
-	reg     *prometheus.Registry // private: everything, for MetricsHandler and Stats
-	tee     teeRegisterer
-	met     *nodeMetrics
-	born    time.Time
+	// handoffs answers other nodes' hand-off pulls and pushes (AttachHandoff).
+	handoffs *HandoffService
+	reg      *prometheus.Registry // private: everything, for MetricsHandler and Stats
+	tee      teeRegisterer
+	met      *nodeMetrics
+	born     time.Time
 
 	metricsLis net.Listener
 	metricsSrv *http.Server
@@ -117,6 +119,7 @@ func New(cfg Config) (*Node, error) {
 		stopRing:  make(chan struct{}),
 		closed:    make(chan struct{}),
 		health:    health.NewServer(),
+		handoffs:  NewHandoffService(),
 	}
 	n.subs.init()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -185,7 +188,8 @@ func New(cfg Config) (*Node, error) {
 func (n *Node) ServerOptions() []grpc.ServerOption { return n.fwd.ServerOptions() }
 
 // Register adds the admin service (swimring.admin.v1.AdminService), the peer-link
-// service other nodes forward calls over (swimring.v1.PeerLink), the gRPC health
+// service other nodes forward calls over (swimring.v1.PeerLink), the hand-off service
+// through which they move partitions' data (swimring.v1.Handoff), the gRPC health
 // service (grpc.health.v1.Health) and, when s is a *grpc.Server (or anything else
 // reflection.Register accepts), server reflection, so that grpcurl and
 // grpc-health-probe work. None of them is routed: each call is answered by the node
@@ -193,6 +197,7 @@ func (n *Node) ServerOptions() []grpc.ServerOption { return n.fwd.ServerOptions(
 func (n *Node) Register(s grpc.ServiceRegistrar) {
 	adminv1.RegisterAdminServiceServer(s, n.admin)
 	n.fwd.Register(s) // the peer links other nodes forward calls over
+	n.handoffs.Register(s)
 	healthgrpc.RegisterHealthServer(s, n.health)
 	if rs, ok := s.(reflection.GRPCServer); ok {
 		reflection.Register(rs)
