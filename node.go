@@ -280,6 +280,43 @@ func (n *Node) Leave(ctx context.Context) error {
 	return n.leave(ctx)
 }
 
+// GRPCServer is what Shutdown needs of the gRPC server the Node is installed on;
+// *grpc.Server has both methods.
+type GRPCServer interface {
+	GracefulStop()
+	Stop()
+}
+
+// Shutdown stops the node in the one order that fails no call: Leave (the others
+// take this node's keys at once, the final hand-off runs, routed calls that still
+// arrive are forwarded to the new owners), then srv.GracefulStop (clients move to
+// other nodes, grpc retrying the calls that never reached the stopping server;
+// calls in flight finish) — srv.Stop once ctx ends — then Close. srv is the server
+// the Node's ServerOptions are installed on. ctx bounds the whole shutdown. After
+// Shutdown, close what your service holds (after its Subscribe handler's cancel).
+func (n *Node) Shutdown(ctx context.Context, srv GRPCServer) error {
+	var errs []error
+	if err := n.Leave(ctx); err != nil && !errors.Is(err, ErrNotStarted) {
+		errs = append(errs, err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		srv.GracefulStop()
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		n.log.Warn("calls still running when the shutdown's time ran out: stopping the gRPC server by force")
+		srv.Stop()
+		<-stopped
+	}
+	if err := n.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // leave is the first half of Close, also run by Leave and the admin Leave: NOT_SERVING, leave
 // the cluster, publish the final ring (without this node) and wait, within ctx, until
 // every subscriber handled it. The first call leaves and closes Left(); every call
