@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
-	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
@@ -198,7 +197,7 @@ func (n *Node) Register(s grpc.ServiceRegistrar) {
 	adminv1.RegisterAdminServiceServer(s, n.admin)
 	n.fwd.Register(s) // the peer links other nodes forward calls over
 	n.handoffs.Register(s)
-	healthgrpc.RegisterHealthServer(s, n.health)
+	healthpb.RegisterHealthServer(s, n.health)
 	if rs, ok := s.(reflection.GRPCServer); ok {
 		reflection.Register(rs)
 	}
