@@ -17,13 +17,11 @@
 //	})
 //	srv := grpc.NewServer(node.ServerOptions()...) // the routing interceptors
 //	mypb.RegisterMyServiceServer(srv, impl)        // the service, unchanged
-//	node.Register(srv)                             // admin, health, reflection
+//	node.Register(srv)                             // admin, health, hand-off, reflection
 //	go srv.Serve(lis)
-//	err = node.Start(ctx)                          // join; SERVING once the ring is ready
+//	err = node.Start(ctx)                          // join; SERVING once the ring holds the cluster
 //	...
-//	node.Leave(ctx)    // others take over; final hand-off; calls still arriving are forwarded
-//	srv.GracefulStop() // clients move to other nodes
-//	node.Close(ctx)    // drain, stop every goroutine
+//	err = node.Shutdown(ctx, srv) // Leave (others take over, final hand-off), GracefulStop, Close
 //
 // Which methods are routed, and by which key, is declared in the .proto with the
 // swimring.v1.route method option (proto/swimring/v1/options.proto), or in
@@ -34,15 +32,20 @@
 //
 // The ring is rebuilt from every membership change (debounced by Config.RingDebounce)
 // and swapped atomically; lookups take no lock. Subscribe delivers each change, in
-// order and coalesced, with the partitions this node gained and lost: a stateful
-// service moves its data there (examples/kv is the reference). When a node leaves,
-// Close delivers a final change (the ring without it) and waits for the subscribers
-// before it stops, so a graceful leave loses nothing.
+// order and coalesced, with the partitions this node gained and lost. A stateful
+// service lets AttachHandoff move its data (a PartitionStore): gained partitions are
+// pulled from their previous owners, lost ones pushed to the new owners; examples/kv is
+// the reference. Until the subscribers have handed a gained partition in, its routed
+// calls are held (Config.HandoffHold), so a node never serves a partition from empty
+// state. When a node leaves, Leave delivers a final change (the ring without it) and
+// waits for the subscribers, so a graceful leave loses nothing.
 //
 // # Lifecycle
 //
-// New binds gossip and validates the config; Start joins and waits for the first ring;
-// Close is graceful and idempotent: health NOT_SERVING, leave (the others reroute at
+// New binds gossip and validates the config; Start joins and waits for the first ring,
+// built once the member table holds every member the join learned; Shutdown is the
+// documented way to stop (Leave, the gRPC server's GracefulStop, Close); Close alone
+// is graceful and idempotent: health NOT_SERVING, leave (the others reroute at
 // once instead of waiting for failure detection), final ring change to the
 // subscribers, refuse new routed calls and drain those in flight, stop every goroutine.
 // Leave (and the admin service's Leave) runs the first half of that and keeps
