@@ -155,7 +155,7 @@ func (h *Handoff) Run(ctx context.Context, old, new *hashring.Ring, ready func()
 	}
 	pushed, pushErr := h.pushLost(ctx, old, new)
 	if pulled+pushed > 0 || pullErr != nil || pushErr != nil {
-		h.log.Info("hand-off", "pulled_partitions", pulled, "pushed_partitions", pushed,
+		h.log.Info("hand-off", "gained_partitions", pulled, "lost_partitions", pushed,
 			"took", time.Since(start).Round(time.Millisecond), "err", errors.Join(pullErr, pushErr))
 	}
 	return errors.Join(pullErr, pushErr)

@@ -4,6 +4,11 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 
+	// gzip: a client may compress its calls (grpc.UseCompressor(gzip.Name)); a
+	// server decompresses only with the compressor registered, else it answers
+	// Unimplemented. The relay sees decompressed frames, and the answer goes back
+	// compressed the way the client asked.
+	_ "google.golang.org/grpc/encoding/gzip"
 	// The proto codec is what every message that is not a relayed frame goes through.
 	_ "google.golang.org/grpc/encoding/proto"
 )
