@@ -22,4 +22,8 @@ var (
 	ErrNoEncryption = errors.New("membership: encryption not enabled (set Config.SecretKeys)")
 	// ErrJoin: Join could not reach any seed before its context ended.
 	ErrJoin = errors.New("membership: join failed")
+	// ErrRefused: every seed that answered refused this node, round after round
+	// (another cluster name, gossip key, ring configuration or protocol): retrying
+	// cannot help. It wraps ErrJoin; the message says why.
+	ErrRefused = errors.New("membership: refused by the cluster")
 )

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -12,14 +14,17 @@ import (
 // exponential backoff (JoinRetry) until at least one answers or ctx ends
 // (then the error wraps ErrJoin and the last failure). With no seeds and no
 // discovered address other than this node, it returns nil at once: this
-// node starts a new cluster. A peer that refuses us (other cluster name,
-// key, ring fingerprint or protocol) counts as not answering.
+// node starts a new cluster. When, refusalRounds rounds in a row, every seed
+// refused this node rather than being unreachable (another cluster name,
+// gossip key, ring configuration or protocol version), Join gives up with an
+// error wrapping ErrRefused that says why: retrying cannot help.
 //
 // Each round contacts the addresses one after another, each bounded by
 // TCPTimeout (memberlist's Join takes no context). When Join returns nil, Snapshot
 // already holds every member learned from the seeds' push/pull.
 func (m *Membership) Join(ctx context.Context) error {
 	wait := m.cfg.JoinRetry.Initial
+	refusedRounds := 0
 	for attempt := 1; ; attempt++ {
 		if !m.running() {
 			return ErrClosed
@@ -28,9 +33,9 @@ func (m *Membership) Join(ctx context.Context) error {
 		var lastErr error
 		switch {
 		case len(addrs) > 0:
-			n, err := m.ml.Join(addrs)
-			if n > 0 {
-				m.log.Info("joined the cluster", "contacted", n, "of", len(addrs), "attempt", attempt)
+			joined, refusals, err := m.joinRound(addrs)
+			if joined > 0 {
+				m.log.Info("joined the cluster", "contacted", joined, "of", len(addrs), "attempt", attempt)
 				m.catchUp.Store(catchUpSyncs)
 				// memberlist learned the cluster in the push/pull, and its callbacks
 				// queued every member before Join returned; wait until the dispatcher
@@ -45,6 +50,14 @@ func (m *Membership) Join(ctx context.Context) error {
 				return nil
 			}
 			lastErr = err
+			if refusals == len(addrs) {
+				refusedRounds++
+				if refusedRounds >= refusalRounds {
+					return fmt.Errorf("%w: %w after %d attempts: %v", ErrJoin, ErrRefused, attempt, err)
+				}
+			} else {
+				refusedRounds = 0
+			}
 			if derr != nil {
 				lastErr = fmt.Errorf("%w; discovery: %v", err, derr)
 			}
@@ -68,6 +81,72 @@ func (m *Membership) Join(ctx context.Context) error {
 		}
 		wait = min(2*wait, m.cfg.JoinRetry.Max)
 	}
+}
+
+// refusalRounds is how many rounds in a row every seed must refuse this node before
+// Join gives up: one refusal could be a seed restarting mid-connection.
+const refusalRounds = 3
+
+// joinRound tries each address once and returns how many this node joined through,
+// how many refused it, and the failures, one line each.
+func (m *Membership) joinRound(addrs []string) (joined, refusals int, err error) {
+	var errs []string
+	for _, a := range addrs {
+		if !m.running() {
+			break
+		}
+		n, jerr := m.ml.Join([]string{a})
+		if n > 0 {
+			joined++
+			continue
+		}
+		if why := joinRefusal(jerr); why != "" {
+			refusals++
+			errs = append(errs, fmt.Sprintf("%s refused this node: %s", a, why))
+		} else {
+			errs = append(errs, fmt.Sprintf("%s: %s", a, oneLine(jerr)))
+		}
+	}
+	if len(errs) > 0 {
+		err = errors.New(strings.Join(errs, "; "))
+	}
+	return joined, refusals, err
+}
+
+// joinRefusal says why a seed that was reached refused this node, from memberlist's
+// error; "" when the seed may simply not have been reached (worth retrying).
+func joinRefusal(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := err.Error()
+	switch {
+	case strings.Contains(s, ErrIncompatible.Error()):
+		// Our own vet of the seed's state, with the details.
+		return oneLine(errors.New(s[strings.Index(s, ErrIncompatible.Error()):]))
+	case strings.Contains(s, "no installed keys could decrypt"):
+		return "it encrypts gossip with a key this node does not have (Config.SecretKeys / --key-file differ)"
+	case strings.Contains(s, "remote state is encrypted and encryption is not configured"):
+		return "it encrypts gossip and this node has no key (set Config.SecretKeys / --key-file)"
+	case strings.Contains(s, "encryption is configured but remote state is not encrypted"):
+		return "this node encrypts gossip and it does not (Config.SecretKeys / --key-file differ)"
+	case strings.Contains(s, ": EOF"), strings.Contains(s, "closed pipe"), strings.Contains(s, "connection reset"):
+		// memberlist closes a stream silently when its cluster label does not match or
+		// it cannot decrypt what it received.
+		return "it closed the connection without answering: it belongs to another cluster (Config.ClusterName / --cluster differ), or this node encrypts gossip and it does not"
+	}
+	return ""
+}
+
+// multiErrorHead is how memberlist's (hashicorp/go-multierror) errors begin.
+var multiErrorHead = regexp.MustCompile(`\d+ errors? occurred:\s*\*?\s*`)
+
+// oneLine folds memberlist's multi-line errors ("1 error occurred:\n\t* ...") into
+// one line.
+func oneLine(err error) string {
+	s := multiErrorHead.ReplaceAllString(err.Error(), "")
+	s = strings.ReplaceAll(s, "\n\t* ", "; ")
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // jitter spreads a wait over [d/2, d).

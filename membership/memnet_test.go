@@ -241,11 +241,13 @@ func TestMemnetStrangersRefused(t *testing.T) {
 		name    string
 		mutate  func(*Config)
 		logHint string // in the cluster's logs, or "" if the stranger is never heard
+		why     string // in the stranger's Join error
 	}{
-		{"cluster name", func(c *Config) { c.ClusterName = "other" }, ""},
-		{"secret key", func(c *Config) { c.SecretKeys = [][]byte{key2} }, ""},
-		{"ring fingerprint", func(c *Config) { c.RingFingerprint = 99 }, "ring fingerprint"},
-		{"protocol version", func(c *Config) { c.protocolRange = [2]uint8{7, 9} }, "protocol versions [7, 9]"},
+		{"cluster name", func(c *Config) { c.ClusterName = "other" }, "", "another cluster"},
+		{"secret key", func(c *Config) { c.SecretKeys = [][]byte{key2} }, "", "key this node does not have"},
+		{"no secret key", func(c *Config) { c.SecretKeys = nil }, "", "this node has no key"},
+		{"ring fingerprint", func(c *Config) { c.RingFingerprint = 99 }, "ring fingerprint", "ring fingerprint"},
+		{"protocol version", func(c *Config) { c.protocolRange = [2]uint8{7, 9} }, "protocol versions [7, 9]", "protocol versions"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -268,11 +270,13 @@ func TestMemnetStrangersRefused(t *testing.T) {
 			tc.mutate(&cfg)
 			cfg.Seeds = []string{c.nodes[0].LocalAddr(), c.nodes[1].LocalAddr()}
 			stranger := c.start(cfg)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			// It gives up by itself (the context is only a bound), saying why in one line.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			err := stranger.Join(ctx)
-			if !errors.Is(err, ErrJoin) {
-				t.Fatalf("stranger's Join = %v, want ErrJoin", err)
+			if !errors.Is(err, ErrJoin) || !errors.Is(err, ErrRefused) || ctx.Err() != nil ||
+				!strings.Contains(err.Error(), tc.why) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("stranger's Join = %q, want one line wrapping ErrRefused that says %q", err, tc.why)
 			}
 			if tc.logHint != "" {
 				eventually(t, 5*time.Second, func() bool {
