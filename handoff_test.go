@@ -10,6 +10,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	echov1 "github.com/swimring/swimring/proto/swimring/echo/v1"
+	swimringv1 "github.com/swimring/swimring/proto/swimring/v1"
 )
 
 // mapStore is a PartitionStore of "key=value" items.
@@ -157,5 +163,34 @@ func TestHandoffConfigErrors(t *testing.T) {
 		if _, err := NewHandoff(tc.cfg); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("NewHandoff(%+v): %v, want ErrInvalidConfig about %s", tc.cfg, err, tc.want)
 		}
+	}
+}
+
+// With gossip keys, the nodes derive a mark key from them: the node-to-node services
+// (here the hand-off service) answer the other nodes and refuse a plain client.
+func TestNodeToNodeServicesRefuseClients(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	c := newTestCluster(t, 2, func(_ string, cfg *Config) { cfg.SecretKeys = [][]byte{key} })
+	n0, n1 := c.byID("n0"), c.byID("n1")
+	batch := &swimringv1.HandoffBatch{Store: "nothing-here"}
+	if _, err := swimringv1.NewHandoffClient(n1.conn).Push(ctxT(t), batch); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a client's Push: %v, want PermissionDenied", err)
+	}
+	cc, err := n0.node.Conn(ctxT(t), "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Past the peer check, the store is unknown: NotFound.
+	if _, err := swimringv1.NewHandoffClient(cc).Push(ctxT(t), batch); status.Code(err) != codes.NotFound {
+		t.Fatalf("a node's Push: %v, want NotFound (no such store)", err)
+	}
+	// Routed calls keep working (their forwarded hops carry derived-key marks).
+	for i := range 20 {
+		if _, err := n0.client.Echo(ctxT(t), &echov1.EchoRequest{Key: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n1.echo.calls.Load() == 0 {
+		t.Fatal("no call was forwarded to n1")
 	}
 }

@@ -2,6 +2,8 @@ package swimring
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -138,6 +140,21 @@ func New(cfg Config) (*Node, error) {
 	}
 
 	fc := c.Forward
+	if len(fc.MarkKeys) == 0 && len(c.SecretKeys) > 0 {
+		// The gossip keys are the cluster's shared secret: marks signed with keys
+		// derived from them prove a call comes from a node of the cluster.
+		for _, k := range c.SecretKeys {
+			mk, err := hkdf.Key(sha256.New, k, nil, "swimring forward mark", 32)
+			if err != nil {
+				return nil, fmt.Errorf("%w: deriving the mark key: %v", ErrInvalidConfig, err)
+			}
+			fc.MarkKeys = append(fc.MarkKeys, mk)
+		}
+	}
+	if len(fc.MarkKeys) == 0 && !fc.PeerCerts {
+		n.log.Warn("insecure: nothing authenticates the nodes to each other (no SecretKeys, Forward.MarkKeys or TLS): " +
+			"any client of the gRPC port can pass for a node and call the node-to-node services")
+	}
 	fc.Self = c.ID
 	fc.Routes = c.Routes
 	fc.Policy = c.Misroute

@@ -140,11 +140,19 @@ type Config struct {
 	// insecure credentials and a static 1 MiB flow-control window. When set they
 	// replace the defaults entirely (credentials included).
 	DialOptions []grpc.DialOption
-	// MarkKey, when set, authenticates the forward mark with HMAC-SHA256 so that a
-	// client cannot pass for a peer. Every node must use the same key. Without it, a
-	// mark is trusted if its sender ID is a current member.
-	MarkKey []byte
-	// MarkMaxAge bounds the age of a forward mark a node accepts when MarkKey is set
+	// MarkKeys, when set, authenticate the forward mark with HMAC-SHA256 so that a
+	// client cannot pass for a peer: the first signs the marks this node sends, every
+	// one is accepted on receipt (rotate like gossip keys: add the new key second
+	// everywhere, then make it first everywhere, then drop the old one). The root Node
+	// derives them from its gossip SecretKeys. Without MarkKeys or PeerCerts nothing
+	// authenticates a mark: it is trusted if its sender is a current member, which any
+	// client that knows a member's ID can claim, and peer-only services are open.
+	MarkKeys [][]byte
+	// PeerCerts: the nodes talk over mutual TLS with certificates that name them (a
+	// URI SAN swimring://node/ID, see NodeCertURI). A mark is then trusted only on a
+	// connection whose verified client certificate names the mark's sender.
+	PeerCerts bool
+	// MarkMaxAge bounds the age of a forward mark a node accepts when MarkKeys are set
 	// (in either direction, so it also covers clock skew between nodes): a mark
 	// captured from the network cannot be replayed for longer. Marks are re-made
 	// every MarkMaxAge/4. Default 60 s; it must be at least 4 s.
@@ -271,9 +279,14 @@ func (c *Config) withDefaults() (Config, error) {
 	case out.MarkMaxAge < 4*time.Second:
 		return out, fmt.Errorf("%w: MarkMaxAge %v is below 4s (marks are re-made every MarkMaxAge/4, in whole seconds)", ErrBadConfig, out.MarkMaxAge)
 	}
-	if out.MarkKey != nil {
-		out.MarkKey = append([]byte(nil), out.MarkKey...)
+	keys := make([][]byte, 0, len(out.MarkKeys))
+	for i, k := range out.MarkKeys {
+		if len(k) < 16 {
+			return out, fmt.Errorf("%w: MarkKeys[%d] is %d bytes, at least 16 needed", ErrBadConfig, i, len(k))
+		}
+		keys = append(keys, append([]byte(nil), k...))
 	}
+	out.MarkKeys = keys
 	routes := make(map[string]Rule, len(out.Routes))
 	for m, rule := range out.Routes {
 		if !strings.HasPrefix(m, "/") || strings.Count(m, "/") != 2 {

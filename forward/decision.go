@@ -3,7 +3,6 @@ package forward
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -68,9 +67,9 @@ type markState struct {
 	sender string
 }
 
-// checkMark looks for a forward mark. A mark that does not verify, or whose sender is
-// not a current member of v (or is this node), is not trusted: it is stripped from
-// the incoming metadata and the call is treated as a client's.
+// checkMark looks for a forward mark. A mark that does not verify, or whose sender
+// cannot be trusted (trustSender), is not trusted: it is stripped from the incoming
+// metadata and the call is treated as a client's.
 func (f *Forwarder) checkMark(ctx context.Context, v *View) (context.Context, markState) {
 	vals := metadata.ValueFromIncomingContext(ctx, MarkHeader)
 	if len(vals) == 0 {
@@ -78,11 +77,11 @@ func (f *Forwarder) checkMark(ctx context.Context, v *View) (context.Context, ma
 	}
 	if len(vals) == 1 {
 		m, err := f.marks.verify(vals[0])
-		if err == nil && m.Sender != f.self {
-			if _, ok := v.addr(m.Sender); ok {
-				return ctx, markState{marked: true, flags: m.Flags, sender: m.Sender}
-			}
-			err = fmt.Errorf("sender %q is not a member", m.Sender)
+		if err == nil {
+			err = f.trustSender(ctx, v, m.Sender)
+		}
+		if err == nil {
+			return ctx, markState{marked: true, flags: m.Flags, sender: m.Sender}
 		}
 		f.log.Debug("untrusted forward mark stripped", "err", err)
 	}

@@ -79,7 +79,7 @@ func New(cfg Config) (*Forwarder, error) {
 		self:     self,
 		log:      c.Logger.With("component", "forward", "node", self),
 		codec:    newRelayCodec(),
-		marks:    &marks{self: self, key: c.MarkKey, maxAge: c.MarkMaxAge, now: time.Now},
+		marks:    &marks{self: self, keys: c.MarkKeys, maxAge: c.MarkMaxAge, now: time.Now},
 		ownerMD:  metadata.MD{OwnerHeader: []string{self}},
 		max:      int64(c.MaxInFlight),
 		linkStop: make(chan struct{}),

@@ -16,7 +16,7 @@ import (
 // The forward mark arrives in a header any client can set: parsing never panics, and
 // whatever parses re-encodes to the same bytes (no two encodings of one mark).
 func FuzzParseMark(f *testing.F) {
-	key := []byte("fuzz-key")
+	key := []byte("fuzz-key-16bytes")
 	for _, m := range []mark{{Sender: "a"}, {Flags: markFallback, Issued: 1 << 40, Sender: "node-1"}} {
 		s, _ := encodeMark(m, nil)
 		f.Add(s, false)
@@ -27,10 +27,11 @@ func FuzzParseMark(f *testing.F) {
 	f.Add("\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff", true)
 	f.Fuzz(func(t *testing.T, s string, withKey bool) {
 		var k []byte
+		var keys [][]byte
 		if withKey {
-			k = key
+			k, keys = key, [][]byte{[]byte("another key of 16"), key}
 		}
-		m, err := parseMark(s, k)
+		m, err := parseMark(s, keys)
 		if err != nil {
 			return
 		}

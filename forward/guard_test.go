@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	echov1 "github.com/swimring/swimring/proto/swimring/echo/v1"
+	swimringv1 "github.com/swimring/swimring/proto/swimring/v1"
 )
 
 // disagree gives node a a ring saying key → b, and node b one saying key → a.
@@ -119,8 +121,8 @@ func TestSpoofedMarkIgnored(t *testing.T) {
 		}
 	})
 	t.Run("member sender without MAC", func(t *testing.T) {
-		secret := []byte("cluster secret")
-		c := newCluster(t, 3, func(i int, cfg *Config) { cfg.MarkKey = secret })
+		secret := []byte("cluster secret, 16+ bytes")
+		c := newCluster(t, 3, func(i int, cfg *Config) { cfg.MarkKeys = [][]byte{secret} })
 		key := c.keyOwnedBy(t, "c")
 		for _, k := range [][]byte{nil, []byte("wrong key")} {
 			mk, err := encodeMark(mark{Issued: time.Now().Unix(), Sender: "b"}, k)
@@ -548,4 +550,48 @@ func TestMaxInFlightRefuses(t *testing.T) {
 	if r, err := a.client.Echo(ctxT(t), &echov1.EchoRequest{Key: key}); err != nil || r.GetServedBy() != "a" {
 		t.Fatalf("after the held calls ended: %v %v", r, err)
 	}
+}
+
+// A node-to-node service (swimring.v1.peer_only) answers the other nodes — calls
+// through Forwarder.Conn carry a mark authenticated with the cluster's key — and
+// refuses clients, forged marks included. Without MarkKeys (or PeerCerts) nothing
+// tells a node from a client, and it answers everyone.
+func TestPeerOnlyServices(t *testing.T) {
+	push := func(cc grpc.ClientConnInterface, ctx context.Context) error {
+		_, err := swimringv1.NewHandoffClient(cc).Push(ctx, &swimringv1.HandoffBatch{Store: "s"})
+		return err
+	}
+	t.Run("with MarkKeys", func(t *testing.T) {
+		secret := []byte("cluster secret, 16+ bytes")
+		c := newCluster(t, 2, func(_ int, cfg *Config) { cfg.MarkKeys = [][]byte{secret} })
+		a, b := c.byID("a"), c.byID("b")
+		if err := push(b.conn, ctxT(t)); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("a client's call: %v, want PermissionDenied", err)
+		}
+		forged, _ := encodeMark(mark{Issued: time.Now().Unix(), Sender: "a", Flags: markDirect}, []byte("not the cluster key"))
+		if err := push(b.conn, metadata.AppendToOutgoingContext(ctxT(t), MarkHeader, forged)); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("a forged mark: %v, want PermissionDenied", err)
+		}
+		stale, _ := encodeMark(mark{Issued: time.Now().Add(-time.Hour).Unix(), Sender: "a", Flags: markDirect}, secret)
+		if err := push(b.conn, metadata.AppendToOutgoingContext(ctxT(t), MarkHeader, stale)); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("a replayed hour-old mark: %v, want PermissionDenied", err)
+		}
+		cc, err := a.fwd.Conn(ctxT(t), "b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := push(cc, ctxT(t)); err != nil {
+			t.Fatalf("a node's call: %v", err)
+		}
+		// A routed service stays open to clients.
+		if _, err := b.client.Echo(ctxT(t), &echov1.EchoRequest{Key: "k"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("insecure", func(t *testing.T) {
+		c := newCluster(t, 2, nil)
+		if err := push(c.byID("b").conn, ctxT(t)); err != nil {
+			t.Fatalf("without MarkKeys a client's call: %v, want it answered", err)
+		}
+	})
 }

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	echov1 "github.com/swimring/swimring/proto/swimring/echo/v1"
+	swimringv1 "github.com/swimring/swimring/proto/swimring/v1"
 )
 
 func TestMain(m *testing.M) {
@@ -331,6 +332,15 @@ func (s *echoServer) Bidi(st grpc.BidiStreamingServer[echov1.EchoRequest, echov1
 	}
 }
 
+// peerOnlyServer stands for any node-to-node service (swimring.v1.peer_only).
+type peerOnlyServer struct {
+	swimringv1.UnimplementedHandoffServer
+}
+
+func (peerOnlyServer) Push(context.Context, *swimringv1.HandoffBatch) (*swimringv1.HandoffPushResponse, error) {
+	return &swimringv1.HandoffPushResponse{}, nil
+}
+
 // node is one test node: a grpc.Server with the forwarder and the echo service.
 type node struct {
 	id     string
@@ -402,6 +412,7 @@ func newClusterWith(t testing.TB, n int, tweak func(i int, c *Config), serveLink
 		}
 		es := newEchoServer(id)
 		echov1.RegisterEchoServiceServer(srv, es)
+		swimringv1.RegisterHandoffServer(srv, peerOnlyServer{}) // a swimring.v1.peer_only service
 		nd := &node{id: id, addr: lis[i].Addr().String(), fwd: f, srv: srv, echo: es, done: make(chan struct{})}
 		nd.use(c.view)
 		go func(l net.Listener) {

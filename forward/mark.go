@@ -38,7 +38,7 @@ type mark struct {
 	Flags  uint8
 	Issued int64 // unix seconds when the sender made it
 	Sender string
-	MAC    []byte // empty when no MarkKey is configured
+	MAC    []byte // empty when no MarkKeys are configured
 }
 
 // encodeMark lays out: version, flags, issued (big endian), len(sender), sender, then
@@ -60,9 +60,10 @@ func encodeMark(m mark, key []byte) (string, error) {
 	return string(b), nil
 }
 
-// parseMark decodes a mark received from the network (untrusted). With key set the
-// MAC must be present and valid. It does not judge the mark's age (see marks.verify).
-func parseMark(s string, key []byte) (mark, error) {
+// parseMark decodes a mark received from the network (untrusted). With keys set the
+// MAC must be present and valid under one of them. It does not judge the mark's age
+// (see marks.verify).
+func parseMark(s string, keys [][]byte) (mark, error) {
 	var m mark
 	if len(s) < markFixedLen {
 		return m, fmt.Errorf("%w: %d bytes, want at least %d", ErrBadMark, len(s), markFixedLen)
@@ -83,16 +84,12 @@ func parseMark(s string, key []byte) (mark, error) {
 	rest := s[markFixedLen+n:]
 	switch {
 	case len(rest) == 0:
-		if len(key) > 0 {
-			return m, fmt.Errorf("%w: no MAC but a MarkKey is configured", ErrBadMark)
+		if len(keys) > 0 {
+			return m, fmt.Errorf("%w: no MAC but MarkKeys are configured", ErrBadMark)
 		}
 	case len(rest) == markMACLen:
-		if len(key) > 0 {
-			mac := hmac.New(sha256.New, key)
-			mac.Write([]byte(s[:markFixedLen+n]))
-			if !hmac.Equal(mac.Sum(nil), []byte(rest)) {
-				return m, fmt.Errorf("%w: MAC does not verify", ErrBadMark)
-			}
+		if len(keys) > 0 && !macVerifies([]byte(s[:markFixedLen+n]), []byte(rest), keys) {
+			return m, fmt.Errorf("%w: MAC does not verify under any MarkKey (do the nodes share their keys?)", ErrBadMark)
 		}
 		m.MAC = []byte(rest)
 	default:
@@ -101,13 +98,25 @@ func parseMark(s string, key []byte) (mark, error) {
 	return m, nil
 }
 
+// macVerifies reports whether mac is the HMAC-SHA256 of b under one of keys.
+func macVerifies(b, mac []byte, keys [][]byte) bool {
+	for _, k := range keys {
+		h := hmac.New(sha256.New, k)
+		h.Write(b)
+		if hmac.Equal(h.Sum(nil), mac) {
+			return true
+		}
+	}
+	return false
+}
+
 // marks caches the marks this node sends (one per flag set, re-made as they age, so
 // the forward path does not re-encode or re-MAC) and the marks it has verified (so
 // the receiving path checks a MAC once per sender and issue time).
 type marks struct {
 	self   string
-	key    []byte
-	maxAge time.Duration // with key: marks issued further away from now are refused
+	keys   [][]byte      // the first signs; all verify
+	maxAge time.Duration // with keys: marks issued further away from now are refused
 	now    func() time.Time
 	out    atomic.Pointer[outMarks]
 
@@ -153,7 +162,7 @@ func (ms *marks) current() (*outMarks, error) {
 	if o == nil || now-o.issued >= max(int64(ms.maxAge/time.Second)/4, 1) || now < o.issued {
 		o = &outMarks{issued: now}
 		for fl := range o.byFlags {
-			s, err := encodeMark(mark{Flags: uint8(fl), Issued: now, Sender: ms.self}, ms.key)
+			s, err := encodeMark(mark{Flags: uint8(fl), Issued: now, Sender: ms.self}, ms.signingKey())
 			if err != nil {
 				return nil, err
 			}
@@ -165,11 +174,19 @@ func (ms *marks) current() (*outMarks, error) {
 	return o, nil
 }
 
-// verify parses s, using the cache of marks already verified. With a key, a mark
+// signingKey is the key this node's marks are signed with (nil: none).
+func (ms *marks) signingKey() []byte {
+	if len(ms.keys) == 0 {
+		return nil
+	}
+	return ms.keys[0]
+}
+
+// verify parses s, using the cache of marks already verified. With keys, a mark
 // issued more than maxAge away from this node's clock is refused, so a captured one
 // cannot be replayed for long; without a key anyone can make a mark anyway.
 func (ms *marks) verify(s string) (mark, error) {
-	if len(ms.key) == 0 {
+	if len(ms.keys) == 0 {
 		// Without a key parsing is cheap, and caching unauthenticated input would
 		// let clients churn the cache.
 		return parseMark(s, nil)
@@ -180,7 +197,7 @@ func (ms *marks) verify(s string) (mark, error) {
 	}
 	if !cached {
 		var err error
-		if m, err = parseMark(s, ms.key); err != nil {
+		if m, err = parseMark(s, ms.keys); err != nil {
 			return m, err
 		}
 	}

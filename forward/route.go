@@ -34,6 +34,7 @@ const (
 type method struct {
 	name       string
 	routed     bool
+	peerOnly   bool // its service is swimring.v1.peer_only: node-to-node only
 	kind       keyKind
 	idempotent bool
 	keyName    string // field path or header, for error messages
@@ -65,6 +66,7 @@ func resolveMethod(full string, rule *Rule) (*method, error) {
 		if d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc)); err == nil {
 			if sd, ok := d.(protoreflect.ServiceDescriptor); ok {
 				md = sd.Methods().ByName(protoreflect.Name(name))
+				m.peerOnly = peerOnlyOption(sd)
 			}
 		}
 	}
@@ -124,6 +126,15 @@ func splitMethod(full string) (svc, name string, ok bool) {
 		return "", "", false
 	}
 	return full[1:i], full[i+1:], true
+}
+
+func peerOnlyOption(sd protoreflect.ServiceDescriptor) bool {
+	opts, ok := sd.Options().(*descriptorpb.ServiceOptions)
+	if !ok || opts == nil || !proto.HasExtension(opts, swimringv1.E_PeerOnly) {
+		return false
+	}
+	v, _ := proto.GetExtension(opts, swimringv1.E_PeerOnly).(bool)
+	return v
 }
 
 func routeOption(md protoreflect.MethodDescriptor) *swimringv1.Route {

@@ -20,6 +20,11 @@ var relayDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 func (f *Forwarder) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	m := f.method(info.FullMethod)
 	if !m.routed {
+		if m.peerOnly {
+			if err := f.peerOnly(ss.Context(), m); err != nil {
+				return err
+			}
+		}
 		return handler(srv, ss)
 	}
 	start := time.Now()

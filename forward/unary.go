@@ -15,6 +15,11 @@ import (
 func (f *Forwarder) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	m := f.method(info.FullMethod)
 	if !m.routed {
+		if m.peerOnly {
+			if err := f.peerOnly(ctx, m); err != nil {
+				return nil, err
+			}
+		}
 		return handler(ctx, req)
 	}
 	if m.link.Load() == nil {

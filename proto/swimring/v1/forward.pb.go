@@ -350,7 +350,7 @@ var File_swimring_v1_forward_proto protoreflect.FileDescriptor
 
 const file_swimring_v1_forward_proto_rawDesc = "" +
 	"\n" +
-	"\x19swimring/v1/forward.proto\x12\vswimring.v1\"\x89\x01\n" +
+	"\x19swimring/v1/forward.proto\x12\vswimring.v1\x1a\x19swimring/v1/options.proto\"\x89\x01\n" +
 	"\tOwnerHint\x12\x19\n" +
 	"\bowner_id\x18\x01 \x01(\tR\aownerId\x12\x1d\n" +
 	"\n" +
@@ -380,9 +380,9 @@ const file_swimring_v1_forward_proto_rawDesc = "" +
 	"\fKIND_CLOSING\x10\x06\"9\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\fR\x06values2F\n" +
+	"\x06values\x18\x02 \x03(\fR\x06values2L\n" +
 	"\bPeerLink\x12:\n" +
-	"\x04Link\x12\x16.swimring.v1.LinkFrame\x1a\x16.swimring.v1.LinkFrame(\x010\x01B;Z9github.com/swimring/swimring/proto/swimring/v1;swimringv1b\x06proto3"
+	"\x04Link\x12\x16.swimring.v1.LinkFrame\x1a\x16.swimring.v1.LinkFrame(\x010\x01\x1a\x04\x98\xa1\x19\x01B;Z9github.com/swimring/swimring/proto/swimring/v1;swimringv1b\x06proto3"
 
 var (
 	file_swimring_v1_forward_proto_rawDescOnce sync.Once
@@ -422,6 +422,7 @@ func file_swimring_v1_forward_proto_init() {
 	if File_swimring_v1_forward_proto != nil {
 		return
 	}
+	file_swimring_v1_options_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

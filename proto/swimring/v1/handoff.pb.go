@@ -174,7 +174,7 @@ var File_swimring_v1_handoff_proto protoreflect.FileDescriptor
 
 const file_swimring_v1_handoff_proto_rawDesc = "" +
 	"\n" +
-	"\x19swimring/v1/handoff.proto\x12\vswimring.v1\"J\n" +
+	"\x19swimring/v1/handoff.proto\x12\vswimring.v1\x1a\x19swimring/v1/options.proto\"J\n" +
 	"\x12HandoffPullRequest\x12\x14\n" +
 	"\x05store\x18\x01 \x01(\tR\x05store\x12\x1e\n" +
 	"\n" +
@@ -184,10 +184,10 @@ const file_swimring_v1_handoff_proto_rawDesc = "" +
 	"\x05store\x18\x01 \x01(\tR\x05store\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x14\n" +
 	"\x05items\x18\x03 \x03(\fR\x05items\"\x15\n" +
-	"\x13HandoffPushResponse2\x94\x01\n" +
+	"\x13HandoffPushResponse2\x9a\x01\n" +
 	"\aHandoff\x12D\n" +
 	"\x04Pull\x12\x1f.swimring.v1.HandoffPullRequest\x1a\x19.swimring.v1.HandoffBatch0\x01\x12C\n" +
-	"\x04Push\x12\x19.swimring.v1.HandoffBatch\x1a .swimring.v1.HandoffPushResponseB;Z9github.com/swimring/swimring/proto/swimring/v1;swimringv1b\x06proto3"
+	"\x04Push\x12\x19.swimring.v1.HandoffBatch\x1a .swimring.v1.HandoffPushResponse\x1a\x04\x98\xa1\x19\x01B;Z9github.com/swimring/swimring/proto/swimring/v1;swimringv1b\x06proto3"
 
 var (
 	file_swimring_v1_handoff_proto_rawDescOnce sync.Once
@@ -224,6 +224,7 @@ func file_swimring_v1_handoff_proto_init() {
 	if File_swimring_v1_handoff_proto != nil {
 		return
 	}
+	file_swimring_v1_options_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -95,6 +95,14 @@ var file_swimring_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 		Tag:           "bytes,51730,opt,name=route",
 		Filename:      "swimring/v1/options.proto",
 	},
+	{
+		ExtendedType:  (*descriptorpb.ServiceOptions)(nil),
+		ExtensionType: (*bool)(nil),
+		Field:         51731,
+		Name:          "swimring.v1.peer_only",
+		Tag:           "varint,51731,opt,name=peer_only",
+		Filename:      "swimring/v1/options.proto",
+	},
 }
 
 // Extension fields to descriptorpb.MethodOptions.
@@ -104,6 +112,23 @@ var (
 	//
 	// optional swimring.v1.Route route = 51730;
 	E_Route = &file_swimring_v1_options_proto_extTypes[0]
+)
+
+// Extension fields to descriptorpb.ServiceOptions.
+var (
+	// peer_only marks a node-to-node service (replication, hand-off, peer links): a
+	// swimring node serves its calls only to the other nodes of its cluster — calls that
+	// carry a trusted forward mark (Node.Conn adds one; it is authenticated with the
+	// cluster's mark key, and with mutual TLS the caller's certificate must name that
+	// node) — and refuses anyone else with PERMISSION_DENIED.
+	//
+	//	service KVReplica {
+	//	  option (swimring.v1.peer_only) = true;
+	//	  ...
+	//	}
+	//
+	// optional bool peer_only = 51731;
+	E_PeerOnly = &file_swimring_v1_options_proto_extTypes[1]
 )
 
 var File_swimring_v1_options_proto protoreflect.FileDescriptor
@@ -116,7 +141,8 @@ const file_swimring_v1_options_proto_rawDesc = "" +
 	"\n" +
 	"idempotent\x18\x02 \x01(\bR\n" +
 	"idempotent:J\n" +
-	"\x05route\x12\x1e.google.protobuf.MethodOptions\x18\x92\x94\x03 \x01(\v2\x12.swimring.v1.RouteR\x05routeB;Z9github.com/swimring/swimring/proto/swimring/v1;swimringv1b\x06proto3"
+	"\x05route\x12\x1e.google.protobuf.MethodOptions\x18\x92\x94\x03 \x01(\v2\x12.swimring.v1.RouteR\x05route:>\n" +
+	"\tpeer_only\x12\x1f.google.protobuf.ServiceOptions\x18\x93\x94\x03 \x01(\bR\bpeerOnlyB;Z9github.com/swimring/swimring/proto/swimring/v1;swimringv1b\x06proto3"
 
 var (
 	file_swimring_v1_options_proto_rawDescOnce sync.Once
@@ -132,16 +158,18 @@ func file_swimring_v1_options_proto_rawDescGZIP() []byte {
 
 var file_swimring_v1_options_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
 var file_swimring_v1_options_proto_goTypes = []any{
-	(*Route)(nil),                      // 0: swimring.v1.Route
-	(*descriptorpb.MethodOptions)(nil), // 1: google.protobuf.MethodOptions
+	(*Route)(nil),                       // 0: swimring.v1.Route
+	(*descriptorpb.MethodOptions)(nil),  // 1: google.protobuf.MethodOptions
+	(*descriptorpb.ServiceOptions)(nil), // 2: google.protobuf.ServiceOptions
 }
 var file_swimring_v1_options_proto_depIdxs = []int32{
 	1, // 0: swimring.v1.route:extendee -> google.protobuf.MethodOptions
-	0, // 1: swimring.v1.route:type_name -> swimring.v1.Route
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	1, // [1:2] is the sub-list for extension type_name
-	0, // [0:1] is the sub-list for extension extendee
+	2, // 1: swimring.v1.peer_only:extendee -> google.protobuf.ServiceOptions
+	0, // 2: swimring.v1.route:type_name -> swimring.v1.Route
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	2, // [2:3] is the sub-list for extension type_name
+	0, // [0:2] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
 }
 
@@ -157,7 +185,7 @@ func file_swimring_v1_options_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_swimring_v1_options_proto_rawDesc), len(file_swimring_v1_options_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   1,
-			NumExtensions: 1,
+			NumExtensions: 2,
 			NumServices:   0,
 		},
 		GoTypes:           file_swimring_v1_options_proto_goTypes,

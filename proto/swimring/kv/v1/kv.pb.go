@@ -788,10 +788,10 @@ const file_swimring_kv_v1_kv_proto_rawDesc = "" +
 	"\x06Delete\x12\x1d.swimring.kv.v1.DeleteRequest\x1a\x1e.swimring.kv.v1.DeleteResponse\"\v\x92\xa1\x19\a\n" +
 	"\x03key\x10\x01\x12P\n" +
 	"\x05Watch\x12\x1c.swimring.kv.v1.WatchRequest\x1a\x1a.swimring.kv.v1.WatchEvent\"\v\x92\xa1\x19\a\n" +
-	"\x03key\x10\x010\x012\x97\x01\n" +
+	"\x03key\x10\x010\x012\x9d\x01\n" +
 	"\tKVReplica\x12D\n" +
 	"\x05Apply\x12\x1c.swimring.kv.v1.ApplyRequest\x1a\x1d.swimring.kv.v1.ApplyResponse\x12D\n" +
-	"\x05Fetch\x12\x1c.swimring.kv.v1.FetchRequest\x1a\x1d.swimring.kv.v1.FetchResponseB8Z6github.com/swimring/swimring/proto/swimring/kv/v1;kvv1b\x06proto3"
+	"\x05Fetch\x12\x1c.swimring.kv.v1.FetchRequest\x1a\x1d.swimring.kv.v1.FetchResponse\x1a\x04\x98\xa1\x19\x01B8Z6github.com/swimring/swimring/proto/swimring/kv/v1;kvv1b\x06proto3"
 
 var (
 	file_swimring_kv_v1_kv_proto_rawDescOnce sync.Once
