@@ -35,6 +35,7 @@ N is a node number, as in node-N):
   c, checksums         every running node's ring checksum, grouped: one group when the rings agree
   s, status            the nodes: pid, running/paused/exited, addresses, dashboard
   converge [TIMEOUT]   wait (default 30s) until the running nodes' rings agree on exactly them
+  diverge [TIMEOUT]    wait (default 30s) until the running nodes' rings disagree (after partition)
   w DUR, wait DUR      wait, e.g. wait 5s
   h, help              this list
   q, quit              stop the cluster and exit
@@ -54,7 +55,7 @@ var demoVerbs = map[string]string{
 	"p": "pause", "pause": "pause", "u": "resume", "resume": "resume", "r": "restart", "restart": "restart",
 	"a": "add", "add": "add", "x": "partition", "partition": "partition", "heal": "heal",
 	"c": "checksums", "checksums": "checksums", "s": "status", "status": "status",
-	"converge": "converge", "w": "wait", "wait": "wait", "h": "help", "help": "help", "?": "help",
+	"converge": "converge", "diverge": "diverge", "w": "wait", "wait": "wait", "h": "help", "help": "help", "?": "help",
 	"q": "quit", "quit": "quit", "exit": "quit",
 }
 
@@ -120,7 +121,7 @@ func parseDemoCmd(text string) (demoCmd, error) {
 				err = errors.New("negative wait")
 			}
 		}
-	case "converge":
+	case "converge", "diverge":
 		c.dur = demoConvergeTimeout
 		if err = want(0, 1); err == nil && len(args) == 1 {
 			if c.dur, err = time.ParseDuration(args[0]); err == nil && c.dur <= 0 {
@@ -322,6 +323,8 @@ func (d *demo) exec(ctx context.Context, c demoCmd) (quit bool, err error) {
 		d.printStatus()
 	case "converge":
 		err = d.converge(ctx, c.dur)
+	case "diverge":
+		err = d.diverge(ctx, c.dur)
 	}
 	var un errUnavailable
 	if errors.As(err, &un) {
@@ -681,4 +684,37 @@ func (d *demo) agreed(ctx context.Context) (ok bool, why string, sum uint64, siz
 		}
 	}
 	return true, "", sum, size
+}
+
+// diverge waits until the running nodes that are not paused answer with more than
+// one checksum: the two sides of a partition each built a ring of their own.
+func (d *demo) diverge(ctx context.Context, timeout time.Duration) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		sums, _, _ := d.askRings(ctx)
+		groups := map[uint64][]string{}
+		for _, s := range sums {
+			if !s.paused && s.err == nil {
+				groups[s.checksum] = append(groups[s.checksum], s.id)
+			}
+		}
+		if len(groups) > 1 {
+			var parts []string
+			for sum, ids := range groups {
+				parts = append(parts, fmt.Sprintf("%s on %s", hex64(sum), strings.Join(ids, ",")))
+			}
+			slices.Sort(parts)
+			d.logf("diverged: %d rings (%s) after %v", len(groups), strings.Join(parts, "; "), time.Since(start).Round(10*time.Millisecond))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the rings still agree after %v", timeout)
+		case <-tick.C:
+		}
+	}
 }

@@ -83,7 +83,7 @@ func newNetnsNet(d *demo) (demoNet, error) {
 }
 
 func (n *netnsNet) describe() string {
-	return "each node in a network namespace of its own on " + demoSubnet + ".0/24 (partition available), reached through 127.0.0.1"
+	return "each node in a network namespace of its own (" + n.prefix + "-*) on " + demoSubnet + ".0/24, reached through 127.0.0.1; partition available"
 }
 
 func (n *netnsNet) ip(num int) string { return fmt.Sprintf("%s.%d", demoSubnet, 10+num) }
