@@ -138,7 +138,7 @@ function renderRing(st) {
   const label = `<text class="big" y="-8">${esc(ring.checksum)}</text>` +
     `<text class="small" y="12">ring checksum · version ${ring.version}</text>` +
     `<text class="small" y="28">${ring.members.length} members · ${st.partition_count} partitions</text>` +
-    (st.moving.length ? `<text class="small" y="46">${st.moving.length} partitions moved in the last 5 s</text>` : "");
+    (st.moving.length ? `<text class="small" y="46">${st.moving.length} moved in the last 5 s</text>` : "");
   drawRing(svg, ring, moving, { r0: 120, r1: 168, detail: true, label });
   svg.dataset.checksum = ring.checksum;
   svg.dataset.members = ring.members.length;
