@@ -40,6 +40,12 @@ var (
 // under gossip's own dissemination time (hundreds of ms), so it costs no convergence.
 const DefaultRingDebounce = 20 * time.Millisecond
 
+// DefaultHandoffHold is how long a routed call for a partition this node just gained
+// waits, by default, for the ring subscribers to hand its data in (Config.HandoffHold):
+// long enough for a hand-off of a few MB between nodes of one data centre, short
+// enough to stay inside the deadlines callers usually give.
+const DefaultHandoffHold = 5 * time.Second
+
 // Config configures a Node. New copies it; later changes have no effect. Only ID and
 // GRPCAddr are required.
 type Config struct {
@@ -79,10 +85,11 @@ type Config struct {
 
 	// Membership carries gossip timing and the remaining membership options: start
 	// from membership.LocalConfig() (tests, demos) or membership.LANConfig(); zero
-	// timing fields take the LAN defaults. Its identity fields (ID, BindAddr,
-	// GRPCAddr, Labels, ClusterName, RingFingerprint, Seeds, Discovery, SecretKeys,
-	// Logger) are replaced by the fields of this Config; Transport and AdvertiseAddr
-	// are kept.
+	// timing fields take the LAN defaults. Its BindAddr is used when GossipAddr is
+	// empty; Transport and AdvertiseAddr are used as they are. Its identity fields
+	// (ID, GRPCAddr, Labels, ClusterName, RingFingerprint, Seeds, Discovery,
+	// SecretKeys, Logger) belong to this Config: New refuses a Membership that sets
+	// them, rather than ignore them.
 	Membership membership.Config
 
 	// Ring is the hash ring config; zero fields take hashring's defaults. Every node
@@ -109,9 +116,20 @@ type Config struct {
 	MaxInFlight int
 
 	// Forward holds the remaining forwarding options (Retry, BreakerCooldown,
-	// DialOptions, MarkKey, StreamKeyHeader). Its Ring, Routes, Policy, MaxInFlight,
-	// Admit, Registerer and Logger are ignored: the Node sets them from this Config.
+	// DialOptions, MarkKey, MarkMaxAge, StreamKeyHeader, StreamWorkers,
+	// LinkMaxBytes). Its Self, Routes, Policy, MaxInFlight, Admit, Registerer and
+	// Logger belong to the Node (set Routes, Misroute and MaxInFlight on this
+	// Config): New refuses a Forward that sets them, rather than ignore them.
 	Forward forward.Config
+
+	// HandoffHold bounds how long a routed call for a partition this node just gained
+	// waits for the ring subscribers to hand the partition's data in (every Subscribe
+	// handler returned from the change that gained it, or called RingChange.Ready),
+	// and how long a call that arrives while Start is joining waits for the first
+	// ring. Past it the call is served with whatever data has arrived: availability
+	// over a wrong answer's risk (see hold.go). Without subscribers nothing is held.
+	// 0: DefaultHandoffHold; negative: never hold.
+	HandoffHold time.Duration
 
 	// RingDebounce is how long the ring builder waits after a membership change
 	// before rebuilding (changes in that window are merged). 0: DefaultRingDebounce.
@@ -164,6 +182,12 @@ func (c Config) validate() (Config, error) {
 	if c.RingDebounce == 0 {
 		c.RingDebounce = DefaultRingDebounce
 	}
+	if c.HandoffHold == 0 {
+		c.HandoffHold = DefaultHandoffHold
+	}
+	if err := c.nestedOwnedFields(); err != nil {
+		return Config{}, err
+	}
 	if c.Misroute != forward.Serve && c.Misroute != forward.Refuse {
 		return bad("Misroute: unknown policy %d", int(c.Misroute))
 	}
@@ -190,6 +214,38 @@ func (c Config) validate() (Config, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
+}
+
+// nestedOwnedFields refuses the fields of Membership and Forward that the Node sets
+// itself, so that a value put there is not silently replaced.
+func (c Config) nestedOwnedFields() error {
+	m, f := c.Membership, c.Forward
+	for _, o := range []struct {
+		set         bool
+		field, then string
+	}{
+		{m.ID != "", "Membership.ID", "ID"},
+		{m.GRPCAddr != "", "Membership.GRPCAddr", "GRPCAddr"},
+		{m.Labels != nil, "Membership.Labels", "Labels"},
+		{m.ClusterName != "", "Membership.ClusterName", "ClusterName"},
+		{m.RingFingerprint != 0, "Membership.RingFingerprint", "Ring (the Node derives the fingerprint)"},
+		{m.Seeds != nil, "Membership.Seeds", "Seeds"},
+		{m.Discovery != nil, "Membership.Discovery", "Discovery"},
+		{m.SecretKeys != nil, "Membership.SecretKeys", "SecretKeys"},
+		{m.Logger != nil, "Membership.Logger", "Logger"},
+		{f.Self != "", "Forward.Self", "ID"},
+		{f.Routes != nil, "Forward.Routes", "Routes"},
+		{f.Policy != forward.Serve, "Forward.Policy", "Misroute"},
+		{f.MaxInFlight != 0, "Forward.MaxInFlight", "MaxInFlight"},
+		{f.Admit != nil, "Forward.Admit", "MinMembers (the Node admits calls itself)"},
+		{f.Registerer != nil, "Forward.Registerer", "Registerer"},
+		{f.Logger != nil, "Forward.Logger", "Logger"},
+	} {
+		if o.set {
+			return fmt.Errorf("%w: %s is set by the Node; use Config.%s", ErrInvalidConfig, o.field, o.then)
+		}
+	}
+	return nil
 }
 
 // ringFingerprint is what nodes compare before merging: the checksum of an empty

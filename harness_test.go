@@ -141,6 +141,8 @@ type testCluster struct {
 	t     testing.TB
 	nodes []*testNode
 	tweak func(id string, c *Config)
+	// beforeStart, if set, runs on each node between New and Start (to subscribe).
+	beforeStart func(id string, n *Node)
 }
 
 // newNode creates, serves and starts one node that joins seeds.
@@ -186,6 +188,9 @@ func (c *testCluster) newNode(id string, seeds ...string) *testNode {
 	}
 	tn.conn, tn.client = cc, echov1.NewEchoServiceClient(cc)
 	t.Cleanup(func() { tn.stop(t) })
+	if c.beforeStart != nil {
+		c.beforeStart(id, n)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := n.Start(ctx); err != nil {

@@ -22,6 +22,8 @@ type nodeMetrics struct {
 	ringMembers     prometheus.Gauge
 	partitionsOwned prometheus.Gauge
 	serving         prometheus.Gauge
+	held            prometheus.Counter
+	holdTimeouts    prometheus.Counter
 	members         *membersCollector
 	all             []prometheus.Collector
 }
@@ -48,10 +50,19 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			Name: "swimring_serving",
 			Help: "1 while the health service reports SERVING, else 0.",
 		}),
+		held: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swimring_handoff_held_calls_total",
+			Help: "Routed calls held because their partition was just gained and its data not yet handed in (Config.HandoffHold).",
+		}),
+		holdTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "swimring_handoff_hold_timeouts_total",
+			Help: "Held calls served after HandoffHold passed without the hand-off being done.",
+		}),
 		members: &membersCollector{n: n, desc: prometheus.NewDesc("swimring_members",
 			"Members this node knows, by state (alive, suspect, dead, left).", []string{"state"}, nil)},
 	}
-	m.all = []prometheus.Collector{m.ringChanges, m.ringVersion, m.ringMembers, m.partitionsOwned, m.serving, m.members}
+	m.all = []prometheus.Collector{m.ringChanges, m.ringVersion, m.ringMembers, m.partitionsOwned, m.serving,
+		m.held, m.holdTimeouts, m.members}
 	return m
 }
 

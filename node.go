@@ -64,9 +64,11 @@ type Node struct {
 	metricsLis net.Listener
 	metricsSrv *http.Server
 
-	// state is the routing snapshot: ring, members, version. Written only by the ring
-	// goroutine (and New), read lock-free by everyone.
+	// state is the routing snapshot: ring, members, version, forward's View. Written
+	// only by the ring goroutine (and New), read lock-free by everyone.
 	state atomic.Pointer[ringState]
+	// viewSeq numbers the Views handed to forward; only the ring goroutine uses it.
+	viewSeq uint64
 
 	phase    atomic.Int32
 	leaving  atomic.Bool // leave began: health stays NOT_SERVING
@@ -134,7 +136,7 @@ func New(cfg Config) (*Node, error) {
 	}
 
 	fc := c.Forward
-	fc.Ring = fwdRing{n}
+	fc.Self = c.ID
 	fc.Routes = c.Routes
 	fc.Policy = c.Misroute
 	fc.MaxInFlight = c.MaxInFlight
@@ -148,17 +150,23 @@ func New(cfg Config) (*Node, error) {
 	n.fwd, err = forward.New(fc)
 	if err != nil {
 		n.met.unregister(n.tee)
+		if errors.Is(err, forward.ErrBadConfig) || errors.Is(err, forward.ErrBadRoute) {
+			return nil, fmt.Errorf("%w: Forward: %w", ErrInvalidConfig, err)
+		}
 		return nil, fmt.Errorf("swimring: %w", err)
 	}
 	n.ml, err = membership.New(c.membershipConfig(fp, c.Logger))
 	if err != nil {
 		_ = n.fwd.Close()
 		n.met.unregister(n.tee)
+		if errors.Is(err, membership.ErrInvalidConfig) || errors.Is(err, membership.ErrMetadataTooLarge) {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
 		return nil, fmt.Errorf("swimring: %w", err)
 	}
 	// Version 0 with an empty ring of the node's config: "not built yet"; PartitionOf
-	// already answers with the right partition count.
-	n.state.Store(&ringState{ring: empty, members: n.ml.Snapshot().Members})
+	// already answers with the right partition count. Forward routes nothing yet.
+	n.state.Store(&ringState{ring: empty, members: n.ml.Snapshot().Members, view: &forward.View{}})
 	n.admin = &adminServer{n: n}
 	if err := n.startMetricsServer(); err != nil {
 		_ = n.ml.Close(context.Background())
@@ -242,7 +250,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.updateHealth()
 	st := n.state.Load()
-	n.log.Info("node started", "members", st.ring.Len(), "ring_checksum", st.ring.Checksum(),
+	n.log.Info("node started", "members", st.ring.Len(), "ring_checksum", hex64(st.ring.Checksum()),
 		"partitions_owned", len(st.ring.Partitions(n.cfg.ID)))
 	return nil
 }
@@ -361,11 +369,13 @@ func (n *Node) Close(ctx context.Context) error {
 }
 
 // admit is forward's gate before every routed call.
-func (n *Node) admit() error {
+func (n *Node) admit(ctx context.Context) error {
 	// From the first ring on, not from Start's return: the others may route to this
-	// node as soon as gossip tells them about it.
+	// node as soon as gossip tells them about it, which is while Start is joining.
 	if n.state.Load().version == 0 {
-		return ErrNotStarted
+		if err := n.awaitFirstRing(ctx); err != nil {
+			return err
+		}
 	}
 	if n.draining.Load() {
 		return fmt.Errorf("%w: node %s is shutting down", ErrClosed, n.cfg.ID)
@@ -377,6 +387,28 @@ func (n *Node) admit() error {
 		}
 	}
 	return nil
+}
+
+// awaitFirstRing holds a routed call that arrives while Start is joining (the seed
+// already told the others about this node) until the first ring is built, within
+// HandoffHold: the join's push/pull has taught the node the cluster by then, so
+// failing the call would only make the sender retry into the same moment.
+func (n *Node) awaitFirstRing(ctx context.Context) error {
+	if n.phase.Load() != phaseStarting || n.cfg.HandoffHold <= 0 {
+		return ErrNotStarted
+	}
+	t := time.NewTimer(n.cfg.HandoffHold)
+	defer t.Stop()
+	select {
+	case <-n.firstRing:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("%w: still joining after %v", ErrNotStarted, n.cfg.HandoffHold)
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.ctx.Done():
+		return ErrClosed
+	}
 }
 
 // servingNow says whether health should report SERVING.
@@ -479,12 +511,12 @@ func (n *Node) IsLocal(key string) bool {
 	return err == nil && id == n.cfg.ID
 }
 
-// Conn returns the pooled connection to member id, for calls that must reach that
-// exact node (replication, hand-off): calls on it are served by that node and never
-// re-routed. It works from Start until Close has run the subscribers' final change.
+// Conn returns the pooled connection to member id (another node), for calls that
+// must reach that exact node (replication, hand-off): calls on it are served by that
+// node and never re-routed. It works from the first ring (ring subscribers may use
+// it while Start is finishing) until Close has run the subscribers' final change.
 func (n *Node) Conn(ctx context.Context, id string) (grpc.ClientConnInterface, error) {
-	switch n.phase.Load() {
-	case phaseNew, phaseStarting:
+	if n.state.Load().version == 0 { // subscribers may call it from the first ring on
 		return nil, ErrNotStarted
 	}
 	select {
@@ -492,7 +524,7 @@ func (n *Node) Conn(ctx context.Context, id string) (grpc.ClientConnInterface, e
 		return nil, ErrClosed
 	default:
 	}
-	if _, ok := (fwdRing{n}).Addr(id); !ok {
+	if m, ok := n.state.Load().find(id); !ok || m.GRPCAddr == "" || id == n.cfg.ID {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownMember, id)
 	}
 	cc, err := n.fwd.Conn(ctx, id)

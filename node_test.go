@@ -208,7 +208,13 @@ func forceRing(t *testing.T, n *Node, owner string) {
 		t.Fatal(err)
 	}
 	old := n.state.Load()
-	n.state.Store(&ringState{version: old.version + 1000, ring: r, members: old.members})
+	v := *old.view
+	v.Version += 1000
+	v.Ring = r
+	n.state.Store(&ringState{version: old.version + 1000, ring: r, members: old.members, view: &v})
+	if !n.fwd.SetView(&v) {
+		t.Fatal("forward refused the forced view")
+	}
 }
 
 func TestKilledOwnerBypassed(t *testing.T) {
@@ -570,7 +576,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	for _, want := range []string{
 		`swimring_forward_calls_total{code="OK",method="/swimring.echo.v1.EchoService/Echo",route="local"}`,
 		`swimring_forward_calls_total{code="OK",method="/swimring.echo.v1.EchoService/Echo",route="forwarded"}`,
-		"swimring_forward_duration_seconds_bucket",
+		"swimring_call_duration_seconds_bucket",
 		`swimring_members{state="alive"} 2`,
 		"swimring_ring_members 2",
 		"swimring_serving 1",
@@ -596,6 +602,16 @@ func TestConfigErrors(t *testing.T) {
 		{"bad Misroute", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Misroute: 7}, "Misroute"},
 		{"bad ring", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Ring: hashring.Config{Load: 0.5}}, "Ring"},
 		{"bad metrics addr", Config{ID: "a", GRPCAddr: "127.0.0.1:1", MetricsAddr: "x"}, "MetricsAddr"},
+		// Fields the Node owns are refused in the nested configs, not silently replaced.
+		{"Forward.MaxInFlight", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Forward: forward.Config{MaxInFlight: 3}}, "Config.MaxInFlight"},
+		{"Forward.Routes", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Forward: forward.Config{Routes: map[string]forward.Rule{}}}, "Config.Routes"},
+		{"Forward.Policy", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Forward: forward.Config{Policy: forward.Refuse}}, "Config.Misroute"},
+		{"Membership.Seeds", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Membership: membership.Config{Seeds: []string{"x:1"}}}, "Config.Seeds"},
+		{"Membership.ID", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Membership: membership.Config{ID: "b"}}, "Config.ID"},
+		// Invalid nested values wrap ErrInvalidConfig too.
+		{"Forward.Retry", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Forward: forward.Config{Retry: forward.RetryConfig{MaxAttempts: -1}}}, "Retry"},
+		{"Membership.ProbeTimeout", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Membership: membership.Config{ProbeInterval: time.Second, ProbeTimeout: 2 * time.Second}}, "ProbeTimeout"},
+		{"big labels", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Labels: map[string]string{"x": strings.Repeat("y", 600)}}, "metadata"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(tc.cfg)

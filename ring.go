@@ -1,23 +1,32 @@
 package swimring
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"sort"
 	"time"
 
+	"github.com/swimring/swimring/forward"
 	"github.com/swimring/swimring/hashring"
 	"github.com/swimring/swimring/membership"
 )
 
-// ringState is one immutable routing snapshot: what forward, Owner and the admin
-// service read. A new one is stored for every membership change; version grows only
-// when the ring itself changes (or for the final state).
+// ringState is one immutable routing snapshot: what Owner, the admin service and
+// (through view) forward read. A new one is stored for every membership change;
+// version grows only when the ring itself changes (or for the final state).
 type ringState struct {
 	version uint64
 	ring    *hashring.Ring      // never nil; empty (version 0) before the first build
 	members []membership.Member // live members, sorted by ID
 	final   bool                // this node has left: the last state
+	// view is the same snapshot as forward sees it (the ring, the members' gRPC
+	// addresses and incarnations, Left, and the hand-off hold): the Forwarder takes
+	// every decision of a call from it and reconciles its pool with it.
+	view *forward.View
+	// hold lists the partitions this state gained whose calls wait for the hand-off
+	// (hold.go); nil when none do.
+	hold *holdGate
 }
 
 // find returns the live member with the given ID.
@@ -38,42 +47,25 @@ func (s *ringState) member(id string) Member {
 	return Member{ID: id}
 }
 
-// fwdRing adapts the Node to forward.Ring: every call reads the current snapshot.
-type fwdRing struct{ n *Node }
-
-func (r fwdRing) Self() string { return r.n.cfg.ID }
-
-func (r fwdRing) Owner(key string) (string, error) { return r.n.state.Load().ring.Owner(key) }
-
-func (r fwdRing) OwnerN(key string, k int) []string { return r.n.state.Load().ring.OwnerN(key, k) }
-
-func (r fwdRing) Checksum() uint64 { return r.n.state.Load().ring.Checksum() }
-
-func (r fwdRing) Addr(id string) (string, bool) {
-	if m, ok := r.n.state.Load().find(id); ok && m.GRPCAddr != "" {
-		return m.GRPCAddr, true
-	}
-	return "", false
-}
+// incarnation is what forward compares to tell a member came back or changed: its
+// boot (a restart) and metadata generation (an update).
+func incarnation(m membership.Member) uint64 { return uint64(m.Boot) + uint64(m.Generation) }
 
 // ringBuilder is the state of the ring goroutine (nobody else touches it).
 type ringBuilder struct {
 	n       *Node
-	b       *hashring.Builder
-	inRing  map[string]bool              // members added to b
 	members map[string]membership.Member // members of the last state, by ID
 	leaving bool                         // keep self in the ring until the final build
 	done    bool                         // the final state is published: nothing follows it
 	version uint64
 }
 
-// ringLoop owns the hashring.Builder: it applies each membership snapshot as Add and
-// Remove deltas (debounced), swaps the routing state atomically and wakes the
-// subscribers. It exits when Close closes stopRing.
+// ringLoop builds a new ring from each membership snapshot (debounced), swaps the
+// routing state atomically, hands forward the new View and wakes the subscribers. It
+// exits when Close closes stopRing.
 func (n *Node) ringLoop() {
 	defer n.wg.Done()
-	rb := &ringBuilder{n: n, inRing: map[string]bool{}, members: map[string]membership.Member{}}
-	rb.reset()
+	rb := &ringBuilder{n: n, members: map[string]membership.Member{}}
 	rb.rebuild(false)
 	close(n.firstRing)
 	timer := time.NewTimer(time.Hour)
@@ -99,14 +91,39 @@ func (n *Node) ringLoop() {
 	}
 }
 
-// reset starts over with a fresh Builder (at start, or after it broke).
-func (rb *ringBuilder) reset() {
-	b, err := hashring.NewBuilder(rb.n.ringCfg)
-	if err != nil { // the config was validated by New
-		panic("swimring: hashring.NewBuilder: " + err.Error())
+// buildRing places the members with a gRPC address (the only ones that can serve
+// keys), reusing old when they are the same.
+func (rb *ringBuilder) buildRing(old *hashring.Ring, want map[string]membership.Member) *hashring.Ring {
+	n := rb.n
+	ids := make([]string, 0, len(want))
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		if want[id].GRPCAddr != "" {
+			ids = append(ids, id)
+		}
 	}
-	rb.b = b
-	rb.inRing = map[string]bool{}
+	if old.Len() > 0 && slices.Equal(ids, old.Members()) {
+		return old
+	}
+	ring, err := hashring.New(n.ringCfg, ids...)
+	if err == nil {
+		return ring
+	}
+	// Only a hash collision of a custom Hasher gets here (IDs are unique and
+	// non-empty, the config was validated): leave out the members that collide.
+	n.log.Error("ring: building from scratch failed; leaving out the members that cannot be placed", "err", err)
+	b, err := hashring.NewBuilder(n.ringCfg)
+	if err != nil {
+		return old
+	}
+	for _, id := range ids {
+		if err := b.Add(id); err != nil {
+			n.log.Error("ring: member left out of the ring", "member", id, "err", err)
+		}
+	}
+	if r := b.Ring(); r != nil {
+		return r
+	}
+	return old
 }
 
 // rebuild applies the current membership snapshot. final: this node has left;
@@ -139,82 +156,33 @@ func (rb *ringBuilder) rebuild(final bool) {
 	if final {
 		delete(want, self)
 	}
-
-	// Breakers of members that joined or changed (a restart, an address or label
-	// update) close now; connections of members that are gone close once the new
-	// state no longer routes to them (below).
-	var gone []string
-	for id := range rb.members {
-		if _, ok := want[id]; !ok && id != self {
-			gone = append(gone, id)
-		}
-	}
-	for id, m := range want {
-		if id == self {
-			continue
-		}
-		if old, ok := rb.members[id]; !ok || old.Boot != m.Boot || old.GRPCAddr != m.GRPCAddr || old.Generation != m.Generation {
-			n.fwd.ResetPeer(id)
-		}
-	}
 	rb.members = want
-	defer func() {
-		// After the state swap: a call that still read the old state either holds
-		// the connection (closed when it ends) or finds no address for the member.
-		for _, id := range gone {
-			n.fwd.RemovePeer(id)
-		}
-	}()
 
-	// Ring deltas: only members with a gRPC address can serve keys.
-	for id := range rb.inRing {
-		if m, ok := want[id]; !ok || m.GRPCAddr == "" {
-			if err := rb.b.Remove(id); err != nil {
-				n.log.Error("ring: remove member", "member", id, "err", err)
-			}
-			delete(rb.inRing, id)
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(want)) {
-		if rb.inRing[id] || want[id].GRPCAddr == "" {
-			continue
-		}
-		if err := rb.b.Add(id); err != nil {
-			n.log.Error("ring: member left out of the ring", "member", id, "err", err)
-			continue
-		}
-		rb.inRing[id] = true
-	}
-	ring := rb.b.Ring()
-	if ring == nil { // the Builder broke (a library panic): start over from the set
-		n.log.Error("ring: builder failed; rebuilding from scratch", "err", rb.b.Err())
-		ids := slices.Sorted(maps.Keys(rb.inRing))
-		rb.reset()
-		for _, id := range ids {
-			if err := rb.b.Add(id); err == nil {
-				rb.inRing[id] = true
-			}
-		}
-		ring = rb.b.Ring()
-	}
-
+	old := n.state.Load()
+	ring := rb.buildRing(old.ring, want)
 	members := make([]membership.Member, 0, len(want))
 	for _, id := range slices.Sorted(maps.Keys(want)) {
 		members = append(members, want[id])
 	}
-	old := n.state.Load()
 	next := &ringState{version: old.version, ring: ring, members: members, final: final}
 	changed := ring != old.ring || final
 	if changed {
 		rb.version++
 		next.version = rb.version
 	}
-	if final {
-		// From the ring without this node on, peers that still send it forwarded
-		// calls are told to retry at the new owner: its state is being handed off.
-		n.fwd.MarkLeft()
+	peers := make(map[string]forward.Peer, len(members))
+	for _, m := range members {
+		if m.ID != self && m.GRPCAddr != "" {
+			peers[m.ID] = forward.Peer{Addr: m.GRPCAddr, Incarnation: incarnation(m)}
+		}
 	}
+	// Every state gets a View of its own (forward orders them by this counter), so
+	// that an address or incarnation change reaches the pool without a ring change.
+	n.viewSeq++
+	next.view = &forward.View{Version: n.viewSeq, Ring: ring, Peers: peers, Left: final}
+	n.planHold(next, old)
 	n.state.Store(next)
+	n.fwd.SetView(next.view)
 	if !changed {
 		return
 	}
@@ -224,7 +192,10 @@ func (rb *ringBuilder) rebuild(final bool) {
 	n.met.ringMembers.Set(float64(ring.Len()))
 	n.met.partitionsOwned.Set(float64(owned))
 	n.log.Info("ring changed", "version", next.version, "members", ring.Len(),
-		"checksum", ring.Checksum(), "partitions_owned", owned, "final", final)
+		"checksum", hex64(ring.Checksum()), "partitions_owned", owned, "final", final)
 	n.updateHealth()
 	n.subs.wakeAll()
 }
+
+// hex64 formats a ring checksum as everywhere else (CLI, admin, logs): 16 hex digits.
+func hex64(v uint64) string { return fmt.Sprintf("%016x", v) }

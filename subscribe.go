@@ -3,8 +3,10 @@ package swimring
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/swimring/swimring/hashring"
 )
@@ -39,6 +41,20 @@ type RingChange struct {
 	// off: the Node's peers are still reachable (Node.Conn works) until the handler
 	// returns. No change follows a final one.
 	Final bool
+
+	// ready tells the Node this subscriber has the data of the gained partitions.
+	ready func()
+}
+
+// Ready tells the Node that this subscriber has handed in the data of
+// PartitionsGained, before its handler returns (say, before it goes on to push the
+// lost partitions away): the routed calls of those partitions, held until every
+// subscriber is ready (Config.HandoffHold), may be served from now on. Returning from
+// the handler says the same. Safe to call more than once, from any goroutine.
+func (c RingChange) Ready() {
+	if c.ready != nil {
+		c.ready()
+	}
 }
 
 // newRingChange describes the step from old (nil: nothing delivered yet) to cur.
@@ -76,9 +92,10 @@ type subscriber struct {
 	wake   chan struct{} // capacity 1: "the ring may have changed"
 	ctx    context.Context
 	cancel context.CancelFunc
-	// delivered is the ring version fn last returned from; protected by
-	// subscribers.mu.
-	delivered uint64
+	// delivered is the ring version fn last returned from, and ready the version
+	// whose gained partitions it handed in (RingChange.Ready, or returning);
+	// protected by subscribers.mu.
+	delivered, ready uint64
 }
 
 // subscribers is the set of ring-change subscribers and WatchRing streams.
@@ -88,15 +105,44 @@ type subscribers struct {
 	handlers map[*subscriber]struct{}
 	watchers map[chan struct{}]struct{}
 	stopped  bool
-	// progress is closed (and replaced) whenever a handler returns or goes away:
-	// waitFinal watches it.
+	// progress is closed (and replaced) whenever a handler returns, is ready, or
+	// goes away: waitFinal and held calls watch it.
 	progress chan struct{}
+	// readyMin is the lowest ready version of the handlers (MaxUint64 without
+	// handlers), kept under mu and read without it on the hot path of held calls.
+	readyMin atomic.Uint64
 }
 
 func (s *subscribers) init() {
 	s.handlers = map[*subscriber]struct{}{}
 	s.watchers = map[chan struct{}]struct{}{}
 	s.progress = make(chan struct{})
+	s.readyMin.Store(math.MaxUint64)
+}
+
+// hasHandlers reports whether any Subscribe handler is registered.
+func (s *subscribers) hasHandlers() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.handlers) > 0
+}
+
+// readyVersion is the lowest ring version every handler is ready for.
+func (s *subscribers) readyVersion() uint64 { return s.readyMin.Load() }
+
+// readyProgress returns the channel closed at the next progress, and readyVersion.
+func (s *subscribers) readyProgress() (<-chan struct{}, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.progress, s.readyMin.Load()
+}
+
+// markReadyLocked raises h's ready version to v.
+func (s *subscribers) markReadyLocked(h *subscriber, v uint64) {
+	if v > h.ready {
+		h.ready = v
+	}
+	s.progressedLocked()
 }
 
 // poke makes a non-blocking wake-up.
@@ -119,8 +165,13 @@ func (s *subscribers) wakeAll() {
 	}
 }
 
-// progressedLocked wakes waitFinal.
+// progressedLocked recomputes readyMin and wakes waitFinal and held calls.
 func (s *subscribers) progressedLocked() {
+	low := uint64(math.MaxUint64)
+	for h := range s.handlers {
+		low = min(low, h.ready)
+	}
+	s.readyMin.Store(low)
 	close(s.progress)
 	s.progress = make(chan struct{})
 }
@@ -200,7 +251,8 @@ func (n *Node) Subscribe(fn func(ctx context.Context, c RingChange)) (cancel fun
 		return func() {}
 	}
 	s.handlers[h] = struct{}{}
-	n.wg.Add(1) // under s.mu: stop (which precedes wg.Wait) cannot have run
+	s.progressedLocked() // its ready version is 0: held calls wait for it too
+	n.wg.Add(1)          // under s.mu: stop (which precedes wg.Wait) cannot have run
 	s.mu.Unlock()
 	poke(h.wake)
 	go n.runSubscriber(h)
@@ -229,11 +281,17 @@ func (n *Node) runSubscriber(h *subscriber) {
 		if cur.version == 0 || (last != nil && cur.version == last.version) {
 			continue
 		}
-		n.callSubscriber(h, newRingChange(n.cfg.ID, last, cur))
+		c := newRingChange(n.cfg.ID, last, cur)
+		c.ready = func() {
+			n.subs.mu.Lock()
+			n.subs.markReadyLocked(h, cur.version)
+			n.subs.mu.Unlock()
+		}
+		n.callSubscriber(h, c)
 		last = cur
 		n.subs.mu.Lock()
 		h.delivered = cur.version
-		n.subs.progressedLocked()
+		n.subs.markReadyLocked(h, cur.version)
 		n.subs.mu.Unlock()
 	}
 }

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,25 +15,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 )
-
-// Ring is what forward needs from the cluster. The root Node adapts its hash ring and
-// membership to it; tests use a fake. Every method is called concurrently and must be
-// safe for that; Owner is on the hot path of every routed call.
-type Ring interface {
-	// Self returns this node's ID.
-	Self() string
-	// Owner returns the ID of the node owning key. It must not retain key (callers
-	// may pass a string that aliases request bytes) and should not allocate.
-	Owner(key string) (string, error)
-	// OwnerN returns up to n distinct owners of key in ring order, the first being
-	// Owner(key). Used on the slow path to find fallbacks.
-	OwnerN(key string, n int) []string
-	// Addr returns the gRPC address of a current member; ok is false for an ID that
-	// is not a member (forward marks from such IDs are not trusted).
-	Addr(id string) (addr string, ok bool)
-	// Checksum returns the ring's checksum, carried in the forward mark.
-	Checksum() uint64
-}
 
 // Policy is what a node does with a forwarded call (one carrying a valid forward mark)
 // whose key its own ring says another node owns.
@@ -114,10 +96,11 @@ type RetryConfig struct {
 	MaxBackoff time.Duration
 }
 
-// Config configures a Forwarder. Only Ring is required.
+// Config configures a Forwarder. Only Self is required. Routing itself follows the
+// View installed with SetView.
 type Config struct {
-	// Ring answers who owns a key and where members are. Required.
-	Ring Ring
+	// Self is this node's ID, as the Views' rings name it: 1-255 bytes. Required.
+	Self string
 	// Routes maps full method names ("/pkg.Service/Method") to their routing rule. A
 	// rule here wins over the method's swimring.v1.route proto option; a method with
 	// neither is not routed (the node called serves it).
@@ -150,8 +133,8 @@ type Config struct {
 	// Default DefaultLinkMaxBytes; negative: no peer links.
 	LinkMaxBytes int
 	// BreakerCooldown is how long a peer whose connection was refused is skipped
-	// before one trial call is let through (half-open). ResetPeer closes the breaker
-	// earlier. Default 2 s.
+	// before one trial call is let through (half-open). A View in which the peer has
+	// a new Incarnation closes the breaker earlier. Default 2 s.
 	BreakerCooldown time.Duration
 	// DialOptions are used for every peer connection. Nil means DefaultDialOptions():
 	// insecure credentials and a static 1 MiB flow-control window. When set they
@@ -161,10 +144,16 @@ type Config struct {
 	// client cannot pass for a peer. Every node must use the same key. Without it, a
 	// mark is trusted if its sender ID is a current member.
 	MarkKey []byte
+	// MarkMaxAge bounds the age of a forward mark a node accepts when MarkKey is set
+	// (in either direction, so it also covers clock skew between nodes): a mark
+	// captured from the network cannot be replayed for longer. Marks are re-made
+	// every MarkMaxAge/4. Default 60 s; it must be at least 4 s.
+	MarkMaxAge time.Duration
 	// Admit, when set, is asked before every routed call; an error fails the call
 	// with codes.Unavailable carrying the error's text (the Node uses it to refuse
-	// calls while the cluster has fewer than MinMembers).
-	Admit func() error
+	// calls while the cluster has fewer than MinMembers, and to hold calls that
+	// arrive before its first ring until it has one). It may block until ctx ends.
+	Admit func(ctx context.Context) error
 	// Registerer receives the metrics. Nil: metrics are kept but not registered.
 	Registerer prometheus.Registerer
 	// Logger receives logs. Nil: slog.New(slog.DiscardHandler).
@@ -179,6 +168,7 @@ const (
 	DefaultMaxBackoff      = 100 * time.Millisecond
 	DefaultMaxInFlight     = 10000
 	DefaultBreakerCooldown = 2 * time.Second
+	DefaultMarkMaxAge      = time.Minute
 	// DefaultStreamWorkersPerCPU and MinDefaultStreamWorkers size the default
 	// StreamWorkers (see there).
 	// DefaultLinkMaxBytes: small calls are where a peer link pays (the per-call
@@ -194,8 +184,6 @@ const (
 
 // Errors returned by New, Conn and the helpers. Test with errors.Is.
 var (
-	// ErrNoRing: Config.Ring is nil.
-	ErrNoRing = errors.New("forward: Config.Ring is required")
 	// ErrBadRoute: a Rule (from Config.Routes or a proto option) is invalid.
 	ErrBadRoute = errors.New("forward: bad route")
 	// ErrBadConfig: another Config field is invalid.
@@ -222,8 +210,8 @@ func DefaultDialOptions() []grpc.DialOption {
 
 func (c *Config) withDefaults() (Config, error) {
 	out := *c
-	if out.Ring == nil {
-		return out, ErrNoRing
+	if out.Self == "" || len(out.Self) > 255 {
+		return out, fmt.Errorf("%w: Self must be a 1-255 byte ID, got %q", ErrBadConfig, out.Self)
 	}
 	if out.StreamKeyHeader == "" {
 		out.StreamKeyHeader = DefaultStreamKeyHeader
@@ -276,6 +264,12 @@ func (c *Config) withDefaults() (Config, error) {
 		out.DialOptions = DefaultDialOptions()
 	} else {
 		out.DialOptions = append([]grpc.DialOption(nil), out.DialOptions...)
+	}
+	switch {
+	case out.MarkMaxAge == 0:
+		out.MarkMaxAge = DefaultMarkMaxAge
+	case out.MarkMaxAge < 4*time.Second:
+		return out, fmt.Errorf("%w: MarkMaxAge %v is below 4s (marks are re-made every MarkMaxAge/4, in whole seconds)", ErrBadConfig, out.MarkMaxAge)
 	}
 	if out.MarkKey != nil {
 		out.MarkKey = append([]byte(nil), out.MarkKey...)

@@ -4,9 +4,23 @@
 //
 // # Installing
 //
-//	f, err := forward.New(forward.Config{Ring: ring})
+//	f, err := forward.New(forward.Config{Self: "node-1"})
+//	f.SetView(&forward.View{Version: 1, Ring: ring, Peers: peers}) // and on every change
 //	srv := grpc.NewServer(f.ServerOptions()...)
 //	echov1.RegisterEchoServiceServer(srv, impl)
+//
+// # Views
+//
+// Routing follows one immutable View per membership change (SetView): the ring
+// (anything with Owner, OwnerN and Checksum; *hashring.Ring is one), the members'
+// gRPC addresses and incarnations, whether this node has left, and an optional Hold.
+// Each attempt of a call reads the current View once and takes every decision from it
+// — owner, address, trust in a sender's mark, refusal — so a call never mixes two
+// rings. SetView also reconciles the connection pool and breakers: members a View no
+// longer lists have their connections closed once their in-flight calls ended, a
+// member with a new incarnation has its breaker closed, and a View with Left makes
+// the node refuse forwarded calls. The root swimring.Node builds these Views; nothing
+// else needs to tell forward about membership.
 //
 // ServerOptions carries the interceptors, the relay codec (grpc.ForceServerCodecV2) and
 // tuned transport options: a static flow-control window (no BDP pings) and a pool of
@@ -34,7 +48,7 @@
 // # Local and forwarded calls
 //
 // When the ring names this node the handler runs directly; the only added work is a
-// method-table read, the key read, Ring.Owner, an in-flight counter and the
+// method-table read, the key read, the View's Ring.Owner, an in-flight counter and the
 // "swimring-owner" response header. Otherwise the call goes over one pooled
 // grpc.ClientConn per peer: the request is re-encoded (under 1 % of a hop), the response
 // and every stream frame are relayed as raw bytes without decoding. Deadline and
@@ -58,15 +72,16 @@
 // not served yet, calls while the link is down, larger requests and streams take the
 // ordinary path. Deadline, cancellation, metadata, status, details, headers and
 // trailers behave the same on both paths, and so do retries: a link that broke while
-// a call was on it means the call may have run. A node that leaves (MarkLeft) or
+// a call was on it means the call may have run. A node that leaves (a View with Left) or
 // closes tells its links CLOSING; their senders stop using them and close them once
 // their calls are answered, so a graceful stop of the owner's gRPC server is not held
 // up. BENCHMARKS.md has the figures.
 //
 // # Loop guard and misrouted calls
 //
-// A forwarded call carries a mark (MarkHeader): sender ID, hop count, the sender's ring
-// checksum, flags, and an HMAC-SHA256 over them when Config.MarkKey is set. A node that
+// A forwarded call carries a mark (MarkHeader): sender ID, flags, the time it was made,
+// and an HMAC-SHA256 over them when Config.MarkKey is set (then a mark older than
+// Config.MarkMaxAge is refused, so a captured one cannot be replayed for long). A node that
 // receives a trusted mark never forwards the call again. A mark is trusted only if it
 // parses, its MAC verifies (when MarkKey is set) and its sender is a current member
 // other than this node; any other mark is ignored and stripped, so a client cannot make
@@ -80,14 +95,14 @@
 // checksum). The forwarding node then looks the key up again and, if its own ring still
 // names the refuser, retries on the hinted owner (or serves locally when the hint names
 // itself). Calls made through Conn (direct) and breaker fallbacks are always served,
-// except by a node that left the ring (MarkLeft): it refuses every forwarded call but
+// except by a node that left the ring (View.Left): it refuses every forwarded call but
 // direct ones, whatever its Policy, since it has handed its state off.
 // Refusals of streams are returned to the client rather than retried, since the stream
 // has started relaying by the time the refusal arrives.
 //
 // # Retries
 //
-// Forwarded calls are retried up to Retry.MaxAttempts attempts in all, looking the key
+// One policy for unary calls, streams and calls on links. Forwarded calls are retried up to Retry.MaxAttempts attempts in all, looking the key
 // up again before each retry (a retry whose owner is now this node runs locally), with
 // jittered exponential backoff between attempts to the same peer, never past the
 // caller's deadline. An attempt is classified as:
@@ -111,8 +126,8 @@
 // owners in ring order (Ring.OwnerN) without waiting for gossip to declare the peer
 // dead, and carry a fallback flag so that the next owner serves them whatever its
 // Policy. After Config.BreakerCooldown one trial call goes to the peer (half-open); an
-// answer of any status closes the breaker, as does ResetPeer (membership saw the peer
-// alive). The trade: a peer that is unreachable from one node but alive for others
+// answer of any status closes the breaker, as does a View giving the peer a new
+// Incarnation (membership saw it come back). The trade: a peer that is unreachable from one node but alive for others
 // (a partial partition, or a restart inside the cooldown) keeps serving its keys while
 // the fallback owner serves them too, so two nodes may briefly serve the same key. Use
 // idempotent or commutative handlers, or replication with Quorum, where that matters.
@@ -122,7 +137,9 @@
 // At most Config.MaxInFlight routed calls (local and forwarded, counted on the node
 // that received them, stream relays included) run at once; above it a call fails at
 // once with codes.ResourceExhausted. Config.Admit gates every routed call
-// (codes.Unavailable). Drain waits for in-flight calls; Close closes the pool.
+// (codes.Unavailable), and View.Hold every call served here because the View names
+// this node (the Node holds the calls of partitions whose data is still being handed
+// in). Drain waits for in-flight calls; Close closes the pool.
 //
 // # Helpers
 //
@@ -132,7 +149,8 @@
 // # Metrics
 //
 // Registered on Config.Registerer only: swimring_forward_calls_total{method,route,code},
-// swimring_forward_duration_seconds, swimring_forward_retries_total,
+// swimring_call_duration_seconds{method,route} (local or forwarded, time on this node,
+// retries included), swimring_forward_retries_total,
 // swimring_forward_reroutes_total, swimring_forward_refusals_total,
 // swimring_forward_misroutes_served_total, swimring_forward_breaker_opens_total{peer},
 // swimring_forward_breakers_open, swimring_forward_rejected_total{reason},

@@ -20,7 +20,7 @@ import (
 
 func ownerOf(t testing.TB, c *cluster, key string) string {
 	t.Helper()
-	o, err := c.nodes[0].ring.Owner(key)
+	o, err := c.nodes[0].fwd.View().owner(key)
 	if err != nil {
 		t.Fatal(err)
 	}

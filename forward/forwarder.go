@@ -23,7 +23,6 @@ import (
 // grpc.NewServer(f.ServerOptions()...). All methods are safe for concurrent use.
 type Forwarder struct {
 	cfg   Config
-	ring  Ring
 	self  string
 	log   *slog.Logger
 	codec *relayCodec
@@ -37,11 +36,15 @@ type Forwarder struct {
 
 	errBusy error
 
+	// view is the current routing View (emptyView before the first SetView); viewMu
+	// serialises SetView.
+	view   atomic.Pointer[View]
+	viewMu sync.Mutex
+
 	inflight atomic.Int64
 	closed   atomic.Bool
-	left     atomic.Bool // MarkLeft: this node owns no key any more
-	// linkStop is closed by MarkLeft and Close: the peer links this node serves
-	// stop taking requests.
+	// linkStop is closed once a View with Left is set, and by Close: the peer links
+	// this node serves stop taking requests.
 	linkStop     chan struct{}
 	linkStopOnce sync.Once
 
@@ -70,22 +73,19 @@ func New(cfg Config) (*Forwarder, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := c.Ring.Self()
-	if self == "" || len(self) > 255 {
-		return nil, fmt.Errorf("%w: Ring.Self() must be a 1-255 byte ID, got %q", ErrBadConfig, self)
-	}
+	self := c.Self
 	f := &Forwarder{
 		cfg:      c,
-		ring:     c.Ring,
 		self:     self,
 		log:      c.Logger.With("component", "forward", "node", self),
 		codec:    newRelayCodec(),
-		marks:    &marks{self: self, key: c.MarkKey},
+		marks:    &marks{self: self, key: c.MarkKey, maxAge: c.MarkMaxAge, now: time.Now},
 		ownerMD:  metadata.MD{OwnerHeader: []string{self}},
 		max:      int64(c.MaxInFlight),
 		linkStop: make(chan struct{}),
 		errBusy:  status.Errorf(codes.ResourceExhausted, "swimring: node %s is at its limit of %d calls in flight", self, c.MaxInFlight),
 	}
+	f.view.Store(emptyView)
 	f.codecOpt = grpc.ForceCodecV2(f.codec)
 	f.pool = newPool(c.DialOptions, f.log)
 	methods, err := resolveAll(c.Routes)
@@ -245,50 +245,8 @@ func (f *Forwarder) Drain(ctx context.Context) error {
 // InFlight returns the number of routed calls in flight on this node.
 func (f *Forwarder) InFlight() int { return int(f.inflight.Load()) }
 
-// SetPeers closes the pooled connections of every peer not in ids (members that left).
-func (f *Forwarder) SetPeers(ids []string) {
-	keep := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		keep[id] = true
-	}
-	f.pool.retain(keep)
-}
-
-// RemovePeer closes the pooled connection of a member that left.
-func (f *Forwarder) RemovePeer(id string) { f.pool.remove(id) }
-
-// ResetPeer closes the circuit breaker of a peer (membership saw it alive again).
-func (f *Forwarder) ResetPeer(id string) {
-	if pc := f.pool.lookup(id); pc != nil {
-		pc.reached()
-	}
-}
-
-// MarkLeft tells the Forwarder that this node left the ring and handed its state off:
-// a forwarded call that still reaches it (from a peer whose ring has not caught up) is
-// refused with an OwnerHint naming the owner this node's ring knows, whatever the
-// Policy and the fallback flag say, so that the sender retries there instead of this
-// node serving a key it no longer holds state for. Calls made through Conn (direct) are
-// still served; unmarked calls are forwarded as usual. There is no way back: a node
-// that rejoins is a new Forwarder.
-func (f *Forwarder) MarkLeft() {
-	f.left.Store(true)
-	f.stopLinks()
-}
-
 // stopLinks tells the peer links this node serves to take no more requests.
 func (f *Forwarder) stopLinks() { f.linkStopOnce.Do(func() { close(f.linkStop) }) }
-
-// PeerReachable reports whether calls may go to a peer now (its breaker is closed or
-// its cooldown is over).
-func (f *Forwarder) PeerReachable(id string) bool {
-	pc := f.pool.lookup(id)
-	if pc == nil {
-		return true
-	}
-	st := pc.state.Load()
-	return st == breakerClosed || (st == breakerOpen && time.Now().UnixNano()-pc.openedAt.Load() >= int64(f.cfg.BreakerCooldown))
-}
 
 // Conn returns the pooled connection to member id for calls that must reach that exact
 // node (replication, hand-off). Calls on it carry a direct forward mark, so the node
@@ -300,19 +258,20 @@ func (f *Forwarder) Conn(ctx context.Context, id string) (grpc.ClientConnInterfa
 	if f.closed.Load() {
 		return nil, ErrClosed
 	}
-	pc, err := f.peer(id)
+	pc, err := f.peer(f.view.Load(), id)
 	if err != nil {
 		return nil, err
 	}
 	return directConn{f: f, pc: pc}, nil
 }
 
-func (f *Forwarder) peer(id string) (*peerConn, error) {
-	addr, ok := f.ring.Addr(id)
-	if !ok {
+// peer returns the pooled connection of member id as v lists it.
+func (f *Forwarder) peer(v *View, id string) (*peerConn, error) {
+	p, ok := v.Peers[id]
+	if !ok || p.Addr == "" || id == f.self {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownPeer, id)
 	}
-	return f.pool.get(id, addr)
+	return f.pool.get(id, p)
 }
 
 // directConn adds the direct mark to every call.
@@ -322,7 +281,7 @@ type directConn struct {
 }
 
 func (d directConn) ctx(ctx context.Context) (context.Context, error) {
-	mk, err := d.f.marks.outgoing(d.f.ring.Checksum(), markDirect)
+	mk, err := d.f.marks.outgoing(markDirect)
 	if err != nil {
 		return nil, err
 	}
@@ -347,64 +306,6 @@ func (d directConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method
 	// Not counted as a use: a client stream has no end the conn could observe. A
 	// stream open when the peer leaves is cancelled with the conn.
 	return d.pc.cc.NewStream(ctx, desc, method, opts...)
-}
-
-// enter admits a routed call: the in-flight limit, then the Admit gate.
-func (f *Forwarder) enter() error {
-	if f.inflight.Add(1) > f.max {
-		f.exit()
-		f.met.rejected.WithLabelValues("busy").Inc()
-		return f.errBusy
-	}
-	if f.cfg.Admit != nil {
-		if err := f.cfg.Admit(); err != nil {
-			f.exit()
-			f.met.rejected.WithLabelValues("not_admitted").Inc()
-			return status.Errorf(codes.Unavailable, "swimring: node %s does not take calls now: %v", f.self, err)
-		}
-	}
-	return nil
-}
-
-func (f *Forwarder) exit() {
-	if f.inflight.Add(-1) == 0 && f.draining.Load() > 0 {
-		f.dmu.Lock()
-		if f.idle != nil {
-			close(f.idle)
-			f.idle = nil
-		}
-		f.dmu.Unlock()
-	}
-}
-
-// markState is what the loop guard found on an incoming call.
-type markState struct {
-	marked bool
-	flags  uint8
-	sender string
-}
-
-// checkMark looks for a forward mark. A mark that does not verify, or whose sender is
-// not a current member (or is this node), is not trusted: it is stripped from the
-// incoming metadata and the call is treated as a client's.
-func (f *Forwarder) checkMark(ctx context.Context) (context.Context, markState) {
-	vals := metadata.ValueFromIncomingContext(ctx, MarkHeader)
-	if len(vals) == 0 {
-		return ctx, markState{}
-	}
-	if len(vals) == 1 {
-		m, err := f.marks.verify(vals[0])
-		if err == nil && m.Sender != f.self {
-			if _, ok := f.ring.Addr(m.Sender); ok {
-				return ctx, markState{marked: true, flags: m.Flags, sender: m.Sender}
-			}
-			err = fmt.Errorf("sender %q is not a member", m.Sender)
-		}
-		f.log.Debug("untrusted forward mark stripped", "err", err)
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	delete(md, MarkHeader)
-	return metadata.NewIncomingContext(ctx, md), markState{}
 }
 
 // outgoingMD copies the incoming metadata for a forwarded call, minus the headers

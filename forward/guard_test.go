@@ -22,8 +22,8 @@ func disagree(c *cluster, key string) {
 	va, vb := c.view.clone(), c.view.clone()
 	va.setOwner(key, "b")
 	vb.setOwner(key, "a")
-	c.byID("a").ring.view.Store(va)
-	c.byID("b").ring.view.Store(vb)
+	c.byID("a").use(va)
+	c.byID("b").use(vb)
 }
 
 func TestLoopGuardServe(t *testing.T) {
@@ -73,7 +73,7 @@ func TestLoopGuardRefuse(t *testing.T) {
 		t.Fatalf("b refusals %v, want 1", got)
 	}
 	// A call marked by a, sent straight to b: the refusal and its hint as they are.
-	mk, err := c.byID("a").fwd.marks.outgoing(c.byID("a").ring.Checksum(), 0)
+	mk, err := c.byID("a").fwd.marks.outgoing(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestLoopGuardRefuse(t *testing.T) {
 	_, err = c.byID("b").client.Echo(mctx, &echov1.EchoRequest{Key: key})
 	h := OwnerHintFromError(err)
 	if status.Code(err) != RefusedCode || h == nil || h.GetOwnerId() != "a" || h.GetRefusedBy() != "b" ||
-		h.GetOwnerAddr() != c.byID("a").addr || h.GetRingChecksum() != c.byID("b").ring.Checksum() {
+		h.GetOwnerAddr() != c.byID("a").addr || h.GetRingChecksum() != c.byID("b").fwd.View().Ring.Checksum() {
 		t.Fatalf("refusal %v, hint %v", err, h)
 	}
 	// A refusal for a stream reaches the client with its hint.
@@ -102,7 +102,7 @@ func TestSpoofedMarkIgnored(t *testing.T) {
 	t.Run("non-member sender", func(t *testing.T) {
 		c := newCluster(t, 3, nil)
 		key := c.keyOwnedBy(t, "c")
-		mk, err := encodeMark(mark{Hops: 1, Checksum: 7, Sender: "ghost"}, nil)
+		mk, err := encodeMark(mark{Issued: time.Now().Unix(), Sender: "ghost"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +123,7 @@ func TestSpoofedMarkIgnored(t *testing.T) {
 		c := newCluster(t, 3, func(i int, cfg *Config) { cfg.MarkKey = secret })
 		key := c.keyOwnedBy(t, "c")
 		for _, k := range [][]byte{nil, []byte("wrong key")} {
-			mk, err := encodeMark(mark{Hops: 1, Checksum: c.view.checksum, Sender: "b"}, k)
+			mk, err := encodeMark(mark{Issued: time.Now().Unix(), Sender: "b"}, k)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -137,7 +137,7 @@ func TestSpoofedMarkIgnored(t *testing.T) {
 			t.Fatalf("a trusted a forged mark (%d calls)", n)
 		}
 		// A mark made with the cluster key is trusted: a serves without forwarding.
-		mk, _ := encodeMark(mark{Hops: 1, Checksum: 1, Sender: "b"}, secret)
+		mk, _ := encodeMark(mark{Issued: time.Now().Unix(), Sender: "b"}, secret)
 		ctx := metadata.AppendToOutgoingContext(ctxT(t), MarkHeader, mk)
 		resp, err := c.byID("a").client.Echo(ctx, &echov1.EchoRequest{Key: key})
 		if err != nil || resp.GetServedBy() != "a" {
@@ -289,11 +289,6 @@ func TestKilledOwnerBypassed(t *testing.T) {
 					t.Fatalf("stream: %v %v", r, err)
 				}
 			}
-			// Membership says b is back: the breaker closes.
-			a.fwd.ResetPeer("b")
-			if !a.fwd.PeerReachable("b") {
-				t.Fatal("ResetPeer did not close the breaker")
-			}
 			if n := gathered(t, reg, "swimring_forward_breaker_opens_total"); n != 1 {
 				t.Fatalf("registered breaker metric: %v", n)
 			}
@@ -397,7 +392,9 @@ func TestRemovedPeerFinishesInFlightCalls(t *testing.T) {
 	}()
 	<-b.echo.started
 	pc := a.fwd.pool.lookup("b")
-	a.fwd.RemovePeer("b")
+	gone := c.view.clone()
+	gone.remove("b")
+	a.use(gone)
 	if a.fwd.pool.lookup("b") != nil {
 		t.Fatal("b still pooled")
 	}
@@ -422,9 +419,9 @@ func TestOwnerGoneBeforePickRerouted(t *testing.T) {
 	// a's ring loses c's address but the caller looked the owner up before.
 	v := c.view.clone()
 	v.remove("c")
-	a.ring.view.Store(v)
-	want, _ := a.ring.Owner(key)
-	tg, err := a.fwd.pick(key, "c", "", nil)
+	a.use(v)
+	want := a.owner(key)
+	tg, err := a.fwd.pick(a.fwd.View(), key, "c", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,9 +446,8 @@ func TestLeftNodeRefusesForwardedCalls(t *testing.T) {
 			va, vc := c.view.clone(), c.view.clone()
 			va.setOwner(key, "c")
 			vc.setOwner(key, "b")
-			c.byID("a").ring.view.Store(va)
-			c.byID("c").ring.view.Store(vc)
-			c.byID("c").fwd.MarkLeft()
+			c.byID("a").use(va)
+			c.byID("c").use(vc, func(v *View) { v.Left = true })
 			for _, method := range []string{"Echo", "Get"} { // not idempotent, idempotent
 				var r *echov1.EchoResponse
 				var err error
@@ -476,5 +472,80 @@ func TestLeftNodeRefusesForwardedCalls(t *testing.T) {
 				t.Fatalf("direct call: %v %v", r, err)
 			}
 		})
+	}
+}
+
+// The breaker follows membership through the View: a peer whose connection was
+// refused stays skipped while Views keep its incarnation, and is tried again at once
+// when a View gives it a new one (it restarted), without waiting for the cooldown.
+func TestNewIncarnationClosesBreaker(t *testing.T) {
+	c := newCluster(t, 3, func(_ int, cfg *Config) { cfg.BreakerCooldown = time.Hour })
+	a, b := c.byID("a"), c.byID("b")
+	key := c.keyOwnedBy(t, "b")
+	if r, err := a.client.Echo(ctxT(t), &echov1.EchoRequest{Key: key}); err != nil || r.GetServedBy() != "b" {
+		t.Fatalf("warm-up: %v %v", r, err)
+	}
+	b.stop()
+	waitNotReady(t, a, "b")
+	if _, err := a.client.Echo(ctxT(t), &echov1.EchoRequest{Key: key}); err != nil {
+		t.Fatalf("with b down: %v (the next owner should serve)", err)
+	}
+	if a.fwd.PeerReachable("b") {
+		t.Fatal("b's breaker did not open on a refused connection")
+	}
+	a.use(c.view) // a new View, same incarnation: nothing learned about b
+	if a.fwd.PeerReachable("b") {
+		t.Fatal("a View with b's old incarnation closed its breaker")
+	}
+	a.use(c.view, func(v *View) { p := v.Peers["b"]; p.Incarnation++; v.Peers["b"] = p })
+	if !a.fwd.PeerReachable("b") {
+		t.Fatal("a View with a new incarnation of b left its breaker open")
+	}
+}
+
+// Above MaxInFlight a routed call fails at once with ResourceExhausted (it did not
+// run), and is counted as rejected "busy"; unrouted calls are not limited.
+func TestMaxInFlightRefuses(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := newCluster(t, 2, func(i int, cfg *Config) {
+		cfg.MaxInFlight = 2
+		if i == 0 {
+			cfg.Registerer = reg
+		}
+	})
+	a := c.byID("a")
+	key := c.keyOwnedBy(t, "a")
+	hold := metadata.AppendToOutgoingContext(ctxT(t), "x-mode", "hold")
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := a.client.Echo(hold, &echov1.EchoRequest{Key: key})
+			done <- err
+		}()
+	}
+	<-a.echo.started
+	<-a.echo.started
+	_, err := a.client.Echo(ctxT(t), &echov1.EchoRequest{Key: key})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("third call with 2 in flight: %v, want ResourceExhausted", err)
+	}
+	if n := a.echo.calls.Load(); n != 2 {
+		t.Fatalf("the refused call ran: %d handler calls", n)
+	}
+	if _, err := a.client.Unrouted(ctxT(t), &echov1.EchoRequest{Key: key}); err != nil {
+		t.Fatalf("an unrouted call was limited: %v", err)
+	}
+	close(a.echo.release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatalf("held call: %v", err)
+		}
+	}
+	if got := value(a.fwd.met.rejected.WithLabelValues("busy")); got != 1 {
+		t.Fatalf("rejected busy = %v, want 1", got)
+	}
+	// Once the calls ended, the limit admits again.
+	if r, err := a.client.Echo(ctxT(t), &echov1.EchoRequest{Key: key}); err != nil || r.GetServedBy() != "a" {
+		t.Fatalf("after the held calls ended: %v %v", r, err)
 	}
 }

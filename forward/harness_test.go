@@ -133,42 +133,60 @@ func (v *ringView) ownerN(key string, n int) []string {
 	return out
 }
 
-// fakeRing is one node's Ring over a view.
-type fakeRing struct {
-	self string
-	view atomic.Pointer[ringView]
-}
+// fakeRing is an immutable Ring over a snapshot of a ringView.
+type fakeRing struct{ v *ringView }
 
-func (r *fakeRing) Self() string { return r.self }
-func (r *fakeRing) Owner(key string) (string, error) {
-	v := r.view.Load()
+func ringOf(v *ringView) fakeRing { return fakeRing{v.clone()} }
+
+func (r fakeRing) Owner(key string) (string, error) {
+	v := r.v
 	v.mu.RLock()
+	defer v.mu.RUnlock()
 	if o, ok := v.override[key]; ok {
-		v.mu.RUnlock()
 		return o, nil
 	}
 	n := len(v.members)
 	if n == 0 {
-		v.mu.RUnlock()
 		return "", errors.New("no members")
 	}
-	o := v.members[hashKey(key)%uint32(n)]
-	v.mu.RUnlock()
-	return o, nil
+	return v.members[hashKey(key)%uint32(n)], nil
 }
-func (r *fakeRing) OwnerN(key string, n int) []string { return r.view.Load().ownerN(key, n) }
-func (r *fakeRing) Addr(id string) (string, bool) {
-	v := r.view.Load()
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	a, ok := v.addrs[id]
-	return a, ok
+func (r fakeRing) OwnerN(key string, n int) []string { return r.v.ownerN(key, n) }
+func (r fakeRing) Checksum() uint64 {
+	r.v.mu.RLock()
+	defer r.v.mu.RUnlock()
+	return r.v.checksum
 }
-func (r *fakeRing) Checksum() uint64 {
-	v := r.view.Load()
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	return v.checksum
+
+// viewVersion numbers the Views tests install.
+var viewVersion atomic.Uint64
+
+// viewOf is the View of a ringView snapshot: its ring, and every member as a peer.
+func viewOf(rv *ringView) *View {
+	v := &View{Version: viewVersion.Add(1), Ring: ringOf(rv), Peers: map[string]Peer{}}
+	rv.mu.RLock()
+	defer rv.mu.RUnlock()
+	for id, addr := range rv.addrs {
+		v.Peers[id] = Peer{Addr: addr}
+	}
+	return v
+}
+
+// use installs the View of rv on n, after edit (if any) changed it.
+func (n *node) use(rv *ringView, edit ...func(*View)) {
+	v := viewOf(rv)
+	for _, e := range edit {
+		e(v)
+	}
+	if !n.fwd.SetView(v) {
+		panic("SetView refused a newer view")
+	}
+}
+
+// owner is the owner of key by n's current view.
+func (n *node) owner(key string) string {
+	o, _ := n.fwd.View().owner(key)
+	return o
 }
 
 // echoServer implements the echo service; behaviour is chosen by the "x-mode" header.
@@ -317,7 +335,6 @@ func (s *echoServer) Bidi(st grpc.BidiStreamingServer[echov1.EchoRequest, echov1
 type node struct {
 	id     string
 	addr   string
-	ring   *fakeRing
 	fwd    *Forwarder
 	srv    *grpc.Server
 	echo   *echoServer
@@ -371,9 +388,7 @@ func newClusterWith(t testing.TB, n int, tweak func(i int, c *Config), serveLink
 	}
 	for i := 0; i < n; i++ {
 		id := string(rune('a' + i))
-		r := &fakeRing{self: id}
-		r.view.Store(c.view)
-		cfg := Config{Ring: r, Retry: RetryConfig{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}}
+		cfg := Config{Self: id, Retry: RetryConfig{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}}
 		if tweak != nil {
 			tweak(i, &cfg)
 		}
@@ -387,7 +402,8 @@ func newClusterWith(t testing.TB, n int, tweak func(i int, c *Config), serveLink
 		}
 		es := newEchoServer(id)
 		echov1.RegisterEchoServiceServer(srv, es)
-		nd := &node{id: id, addr: lis[i].Addr().String(), ring: r, fwd: f, srv: srv, echo: es, done: make(chan struct{})}
+		nd := &node{id: id, addr: lis[i].Addr().String(), fwd: f, srv: srv, echo: es, done: make(chan struct{})}
+		nd.use(c.view)
 		go func(l net.Listener) {
 			defer close(nd.done)
 			_ = srv.Serve(l)
@@ -414,8 +430,7 @@ func newClusterWith(t testing.TB, n int, tweak func(i int, c *Config), serveLink
 // keyOwnedBy finds a key the shared view gives to owner.
 func (c *cluster) keyOwnedBy(t testing.TB, owner string) string {
 	t.Helper()
-	r := &fakeRing{self: owner}
-	r.view.Store(c.view)
+	r := ringOf(c.view)
 	for i := 0; i < 10000; i++ {
 		k := fmt.Sprintf("key-%d", i)
 		if o, _ := r.Owner(k); o == owner {

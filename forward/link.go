@@ -81,11 +81,12 @@ type linkServer struct {
 func (s linkServer) Link(stream swimringv1.PeerLink_LinkServer) error {
 	f := s.f
 	ctx := stream.Context()
-	_, ms := f.checkMark(ctx)
+	v := f.view.Load()
+	_, ms := f.checkMark(ctx, v)
 	if !ms.marked {
 		return status.Error(codes.PermissionDenied, "swimring: a peer link needs a trusted forward mark")
 	}
-	if f.left.Load() || f.closed.Load() {
+	if v.Left || f.closed.Load() {
 		return status.Errorf(codes.Unavailable, "swimring: node %s takes no links now", f.self)
 	}
 	l := &ownerLink{f: f, stream: stream, sender: ms.sender, calls: map[uint64]context.CancelFunc{},
@@ -223,15 +224,22 @@ func (f *Forwarder) runLinked(ctx context.Context, l *ownerLink, fr *swimringv1.
 		reply.Status, _ = proto.Marshal(statusOf(err).Proto())
 		return reply
 	}
-	if err := f.enter(); err != nil {
-		return fail(err)
-	}
-	defer f.exit()
+	start := time.Now()
 	ctx = metadata.NewIncomingContext(ctx, fromEntries(fr.GetMetadata()))
 	if t := fr.GetTimeoutNanos(); t > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(t))
 		defer cancel()
+	}
+	if err := f.enter(ctx, m); err != nil {
+		return fail(err)
+	}
+	defer f.exit()
+	v := f.view.Load()
+	if _, ok := v.addr(l.sender); !ok {
+		// The sender left since it opened the link: its mark is trusted no more;
+		// the ordinary path checks the call as any other.
+		return &swimringv1.LinkFrame{Kind: swimringv1.LinkFrame_KIND_UNHANDLED, Id: fr.GetId()}
 	}
 	if l.peer != nil {
 		ctx = peer.NewContext(ctx, l.peer)
@@ -244,22 +252,13 @@ func (f *Forwarder) runLinked(ctx context.Context, l *ownerLink, fr *swimringv1.
 	}
 	key, err := f.unaryKey(ctx, m, req)
 	if err != nil {
-		f.met.rejected.WithLabelValues("no_key").Inc()
-		f.met.count(m, routeNone, status.Code(err))
-		return fail(err)
+		return fail(f.noKey(m, err))
 	}
-	owner, err := f.ring.Owner(key)
-	if err != nil {
-		f.met.count(m, routeNone, codes.Unavailable)
-		return fail(status.Errorf(codes.Unavailable, "swimring: %s: no owner for the key: %v", m.name, err))
+	ms := markState{marked: true, flags: uint8(fr.GetFlags()), sender: l.sender}
+	if _, _, err := f.decide(ctx, v, m, ms, key); err != nil {
+		return fail(err) // a marked call is served here or refused, never forwarded
 	}
-	if owner != f.self {
-		ms := markState{marked: true, flags: uint8(fr.GetFlags()), sender: l.sender}
-		if err := f.misrouted(m, ms, key, owner); err != nil {
-			return fail(err)
-		}
-	}
-	resp, err := f.local(ctx, m, req, h.run)
+	resp, err := f.local(ctx, m, req, h.run, start)
 	reply.Metadata, reply.Trailer = toEntries(sts.header), toEntries(sts.trailer)
 	if err != nil {
 		return fail(err)
@@ -402,7 +401,7 @@ func (f *Forwarder) openLink(pc *peerConn) {
 		pc.linkState.retryAt = time.Now().Add(retry)
 		pc.linkMu.Unlock()
 	}()
-	mk, err := f.marks.outgoing(f.ring.Checksum(), 0)
+	mk, err := f.marks.outgoing(0)
 	if err != nil {
 		return
 	}

@@ -201,7 +201,7 @@ func TestLinkOwnerLeaves(t *testing.T) {
 		done <- err
 	}()
 	<-b.echo.started
-	b.fwd.MarkLeft()
+	b.use(c.view, func(v *View) { v.Left = true })
 	close(b.echo.release)
 	if err := <-done; err != nil {
 		t.Fatalf("call in flight when the owner left: %v", err)

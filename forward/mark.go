@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Metadata keys swimring uses.
@@ -19,7 +20,9 @@ const (
 )
 
 const (
-	markVersion = 1
+	// markVersion 2: an issue time replaced version 1's unread hop count and ring
+	// checksum, so that a captured mark goes stale.
+	markVersion = 2
 	// markFallback: the sender skipped the key's primary owner because its breaker
 	// is open, so the receiver serves even under the Refuse policy.
 	markFallback = 1 << 0
@@ -27,27 +30,26 @@ const (
 	// serves it whatever its ring and Policy say.
 	markDirect   = 1 << 1
 	markMACLen   = sha256.Size
-	markFixedLen = 1 + 1 + 1 + 8 + 1 // version, flags, hops, checksum, len(sender)
+	markFixedLen = 1 + 1 + 8 + 1 // version, flags, issued, len(sender)
 )
 
 // mark is the loop guard a forwarded call carries.
 type mark struct {
-	Flags    uint8
-	Hops     uint8
-	Checksum uint64
-	Sender   string
-	MAC      []byte // empty when no MarkKey is configured
+	Flags  uint8
+	Issued int64 // unix seconds when the sender made it
+	Sender string
+	MAC    []byte // empty when no MarkKey is configured
 }
 
-// encodeMark lays out: version, flags, hops, checksum (big endian), len(sender),
-// sender, then the HMAC-SHA256 of everything before it when key is set.
+// encodeMark lays out: version, flags, issued (big endian), len(sender), sender, then
+// the HMAC-SHA256 of everything before it when key is set.
 func encodeMark(m mark, key []byte) (string, error) {
 	if len(m.Sender) == 0 || len(m.Sender) > 255 {
 		return "", fmt.Errorf("%w: sender ID must be 1-255 bytes, got %d", ErrBadMark, len(m.Sender))
 	}
 	b := make([]byte, 0, markFixedLen+len(m.Sender)+markMACLen)
-	b = append(b, markVersion, m.Flags, m.Hops)
-	b = binary.BigEndian.AppendUint64(b, m.Checksum)
+	b = append(b, markVersion, m.Flags)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.Issued))
 	b = append(b, byte(len(m.Sender)))
 	b = append(b, m.Sender...)
 	if len(key) > 0 {
@@ -59,7 +61,7 @@ func encodeMark(m mark, key []byte) (string, error) {
 }
 
 // parseMark decodes a mark received from the network (untrusted). With key set the
-// MAC must be present and valid.
+// MAC must be present and valid. It does not judge the mark's age (see marks.verify).
 func parseMark(s string, key []byte) (mark, error) {
 	var m mark
 	if len(s) < markFixedLen {
@@ -68,9 +70,9 @@ func parseMark(s string, key []byte) (mark, error) {
 	if s[0] != markVersion {
 		return m, fmt.Errorf("%w: version %d, want %d", ErrBadMark, s[0], markVersion)
 	}
-	m.Flags, m.Hops = s[1], s[2]
-	m.Checksum = binary.BigEndian.Uint64([]byte(s[3:11]))
-	n := int(s[11])
+	m.Flags = s[1]
+	m.Issued = int64(binary.BigEndian.Uint64([]byte(s[2:10])))
+	n := int(s[10])
 	if n == 0 {
 		return m, fmt.Errorf("%w: empty sender", ErrBadMark)
 	}
@@ -99,13 +101,15 @@ func parseMark(s string, key []byte) (mark, error) {
 	return m, nil
 }
 
-// marks caches the marks this node sends (one per checksum and flag set, so the
-// forward path does not re-encode or re-MAC) and the marks it has verified (so the
-// receiving path checks a MAC once per sender and ring version).
+// marks caches the marks this node sends (one per flag set, re-made as they age, so
+// the forward path does not re-encode or re-MAC) and the marks it has verified (so
+// the receiving path checks a MAC once per sender and issue time).
 type marks struct {
-	self string
-	key  []byte
-	out  atomic.Pointer[outMarks]
+	self   string
+	key    []byte
+	maxAge time.Duration // with key: marks issued further away from now are refused
+	now    func() time.Time
+	out    atomic.Pointer[outMarks]
 
 	// mu protects writes of seen; reads go through the atomic snapshot.
 	mu   sync.Mutex
@@ -113,8 +117,8 @@ type marks struct {
 }
 
 type outMarks struct {
-	checksum uint64
-	byFlags  [4]string
+	issued  int64
+	byFlags [4]string
 	// md holds each mark as the metadata value slice, shared by every call that
 	// sends it (grpc only reads outgoing metadata), so a forwarded call does not
 	// allocate one.
@@ -124,8 +128,8 @@ type outMarks struct {
 const maxSeenMarks = 256
 
 // outgoing returns the encoded mark this node sends with the given flags.
-func (ms *marks) outgoing(checksum uint64, flags uint8) (string, error) {
-	o, err := ms.current(checksum)
+func (ms *marks) outgoing(flags uint8) (string, error) {
+	o, err := ms.current()
 	if err != nil {
 		return "", err
 	}
@@ -133,21 +137,23 @@ func (ms *marks) outgoing(checksum uint64, flags uint8) (string, error) {
 }
 
 // outgoingMD is outgoing as a metadata value. The slice is shared: never modify it.
-func (ms *marks) outgoingMD(checksum uint64, flags uint8) ([]string, error) {
-	o, err := ms.current(checksum)
+func (ms *marks) outgoingMD(flags uint8) ([]string, error) {
+	o, err := ms.current()
 	if err != nil {
 		return nil, err
 	}
 	return o.md[flags&3], nil
 }
 
-// current returns the marks of this ring checksum, encoding them when it changed.
-func (ms *marks) current(checksum uint64) (*outMarks, error) {
+// current returns the marks to send now, made anew once a quarter of maxAge old, so
+// that a receiver never sees one older than that plus the network's delay.
+func (ms *marks) current() (*outMarks, error) {
+	now := ms.now().Unix()
 	o := ms.out.Load()
-	if o == nil || o.checksum != checksum {
-		o = &outMarks{checksum: checksum}
+	if o == nil || now-o.issued >= max(int64(ms.maxAge/time.Second)/4, 1) || now < o.issued {
+		o = &outMarks{issued: now}
 		for fl := range o.byFlags {
-			s, err := encodeMark(mark{Flags: uint8(fl), Hops: 1, Checksum: checksum, Sender: ms.self}, ms.key)
+			s, err := encodeMark(mark{Flags: uint8(fl), Issued: now, Sender: ms.self}, ms.key)
 			if err != nil {
 				return nil, err
 			}
@@ -159,21 +165,30 @@ func (ms *marks) current(checksum uint64) (*outMarks, error) {
 	return o, nil
 }
 
-// verify parses s, using the cache of marks already verified.
+// verify parses s, using the cache of marks already verified. With a key, a mark
+// issued more than maxAge away from this node's clock is refused, so a captured one
+// cannot be replayed for long; without a key anyone can make a mark anyway.
 func (ms *marks) verify(s string) (mark, error) {
 	if len(ms.key) == 0 {
 		// Without a key parsing is cheap, and caching unauthenticated input would
 		// let clients churn the cache.
 		return parseMark(s, nil)
 	}
+	m, cached := mark{}, false
 	if p := ms.seen.Load(); p != nil {
-		if m, ok := (*p)[s]; ok {
-			return m, nil
+		m, cached = (*p)[s]
+	}
+	if !cached {
+		var err error
+		if m, err = parseMark(s, ms.key); err != nil {
+			return m, err
 		}
 	}
-	m, err := parseMark(s, ms.key)
-	if err != nil {
-		return m, err
+	if age := ms.now().Unix() - m.Issued; age > int64(ms.maxAge/time.Second) || -age > int64(ms.maxAge/time.Second) {
+		return m, fmt.Errorf("%w: issued %ds from now, more than MarkMaxAge %v", ErrBadMark, -age, ms.maxAge)
+	}
+	if cached {
+		return m, nil
 	}
 	ms.mu.Lock()
 	old := ms.seen.Load()

@@ -3,6 +3,7 @@ package forward
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -22,7 +23,7 @@ var routeNames = [nRoutes]string{"none", "local", "forwarded"}
 // path never checks); they are registered only on Config.Registerer.
 type metrics struct {
 	calls        *prometheus.CounterVec
-	latency      prometheus.Histogram
+	duration     *prometheus.HistogramVec
 	retries      prometheus.Counter
 	reroutes     prometheus.Counter
 	refusals     prometheus.Counter
@@ -39,11 +40,13 @@ func newMetrics(f *Forwarder) *metrics {
 			Name: "swimring_forward_calls_total",
 			Help: "Routed calls handled by this node, by method, route (local, forwarded, none) and status code.",
 		}, []string{"method", "route", "code"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "swimring_forward_duration_seconds",
-			Help:    "Time spent on calls forwarded to another node, retries included.",
-			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
-		}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "swimring_call_duration_seconds",
+			Help: "Time routed calls spent on this node, by method and route: served here (local) or forwarded to their owner, retries included.",
+			// 50 µs (a local call) to 26 s (a call held through a hand-off, or a
+			// long stream), doubling.
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 20),
+		}, []string{"method", "route"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "swimring_forward_retries_total",
 			Help: "Attempts of forwarded calls after the first.",
@@ -81,7 +84,7 @@ func newMetrics(f *Forwarder) *metrics {
 		Name: "swimring_forward_breakers_open",
 		Help: "Peers whose circuit breaker is open or half-open.",
 	}, func() float64 { return float64(f.pool.openCount()) })
-	m.collectors = []prometheus.Collector{m.calls, m.latency, m.retries, m.reroutes, m.refusals,
+	m.collectors = []prometheus.Collector{m.calls, m.duration, m.retries, m.reroutes, m.refusals,
 		m.misroutes, m.breakerOpens, m.rejected, m.linked, inflight, open}
 	return m
 }
@@ -109,6 +112,19 @@ func (m *metrics) unregister(r prometheus.Registerer) {
 	for _, c := range m.collectors {
 		r.Unregister(c)
 	}
+}
+
+// done counts a routed call that was served here or forwarded, and observes how long
+// it took since start.
+func (m *metrics) done(md *method, route int, code codes.Code, start time.Time) {
+	m.count(md, route, code)
+	o := md.durations[route].Load()
+	if o == nil {
+		obs := m.duration.WithLabelValues(md.name, routeNames[route])
+		o = &obs
+		md.durations[route].Store(o)
+	}
+	(*o).Observe(time.Since(start).Seconds())
 }
 
 // count increments the calls counter of method/route/code, caching the child.

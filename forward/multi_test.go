@@ -12,8 +12,7 @@ func TestGroupByOwner(t *testing.T) {
 	for _, id := range []string{"a", "b", "c"} {
 		v.add(id, id+":1")
 	}
-	r := &fakeRing{self: "a"}
-	r.view.Store(v)
+	r := ringOf(v)
 	keys := []string{"k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8"}
 	groups := GroupByOwner(r, keys)
 	seen := 0
@@ -32,8 +31,7 @@ func TestGroupByOwner(t *testing.T) {
 		t.Fatalf("%d keys grouped, want %d", seen, len(keys))
 	}
 	// An empty ring groups everything under "".
-	empty := &fakeRing{self: "a"}
-	empty.view.Store(newView())
+	empty := ringOf(newView())
 	if g := GroupByOwner(empty, keys); len(g) != 1 || len(g[""]) != len(keys) {
 		t.Fatalf("empty ring: %v", g)
 	}

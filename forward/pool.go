@@ -22,6 +22,9 @@ type peerConn struct {
 	id   string
 	addr string
 	cc   *grpc.ClientConn
+	// incarnation is the member's Peer.Incarnation the breaker state belongs to;
+	// written under pool.mu.
+	incarnation uint64
 
 	state    atomic.Int32
 	openedAt atomic.Int64 // unix nanos of the last open
@@ -99,14 +102,17 @@ func (p *peerConn) reached() {
 // pool holds one ClientConn per member. Lookups read an immutable map snapshot;
 // changes copy it.
 type pool struct {
-	opts   []grpc.DialOption
-	log    *slog.Logger
-	onOpen func(id string)
+	opts []grpc.DialOption
+	log  *slog.Logger
 
-	// mu serialises changes of peers and closed; readers use the snapshot.
-	mu     sync.Mutex
-	peers  atomic.Pointer[map[string]*peerConn]
-	closed bool
+	// mu serialises changes of peers, members and closed; readers use the snapshot.
+	mu    sync.Mutex
+	peers atomic.Pointer[map[string]*peerConn]
+	// members are the Peers of the last reconciled View: get dials no one else, so a
+	// call still using an older View cannot bring back the connection of a member
+	// that left.
+	members map[string]Peer
+	closed  bool
 }
 
 func newPool(opts []grpc.DialOption, log *slog.Logger) *pool {
@@ -116,10 +122,10 @@ func newPool(opts []grpc.DialOption, log *slog.Logger) *pool {
 	return p
 }
 
-// get returns the pooled connection of member id at addr, creating it (without
-// blocking: grpc connects lazily) or replacing it when the address changed.
-func (p *pool) get(id, addr string) (*peerConn, error) {
-	if pc := (*p.peers.Load())[id]; pc != nil && pc.addr == addr {
+// get returns the pooled connection of member id, creating it (without blocking: grpc
+// connects lazily) when there is none for the member's current address.
+func (p *pool) get(id string, peer Peer) (*peerConn, error) {
+	if pc := (*p.peers.Load())[id]; pc != nil && pc.addr == peer.Addr {
 		return pc, nil
 	}
 	p.mu.Lock()
@@ -127,15 +133,18 @@ func (p *pool) get(id, addr string) (*peerConn, error) {
 	if p.closed {
 		return nil, ErrClosed
 	}
+	if cur, ok := p.members[id]; !ok || cur.Addr != peer.Addr {
+		return nil, fmt.Errorf("%w: %q (no longer at %s)", ErrUnknownPeer, id, peer.Addr)
+	}
 	old := *p.peers.Load()
-	if pc := old[id]; pc != nil && pc.addr == addr {
+	if pc := old[id]; pc != nil && pc.addr == peer.Addr {
 		return pc, nil
 	}
-	cc, err := grpc.NewClient(addr, p.opts...)
+	cc, err := grpc.NewClient(peer.Addr, p.opts...)
 	if err != nil {
-		return nil, fmt.Errorf("forward: connecting to %s at %s: %w", id, addr, err)
+		return nil, fmt.Errorf("forward: connecting to %s at %s: %w", id, peer.Addr, err)
 	}
-	pc := &peerConn{id: id, addr: addr, cc: cc}
+	pc := &peerConn{id: id, addr: peer.Addr, cc: cc, incarnation: peer.Incarnation}
 	next := make(map[string]*peerConn, len(old)+1)
 	for k, v := range old {
 		next[k] = v
@@ -153,39 +162,41 @@ func (p *pool) lookup(id string) *peerConn {
 	return (*p.peers.Load())[id]
 }
 
-// retain closes the connections of every peer not in keep.
-func (p *pool) retain(keep map[string]bool) {
+// reconcile brings the pool in line with v: the connections of members v does not
+// list (or lists at another address) are retired, and the breaker of a member with a
+// new incarnation closes.
+func (p *pool) reconcile(v *View, self string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.members = make(map[string]Peer, len(v.Peers))
+	for id, peer := range v.Peers {
+		if id != self && peer.Addr != "" {
+			p.members[id] = peer
+		}
+	}
 	old := *p.peers.Load()
 	next := make(map[string]*peerConn, len(old))
+	changed := false
 	for id, pc := range old {
-		if keep[id] {
-			next[id] = pc
+		peer, ok := p.members[id]
+		switch {
+		case !ok:
+			pc.retire(p.log, "left the cluster")
+			changed = true
 			continue
+		case peer.Addr != pc.addr:
+			pc.retire(p.log, "address changed")
+			changed = true
+			continue
+		case peer.Incarnation != pc.incarnation:
+			pc.incarnation = peer.Incarnation
+			pc.reached() // a refused connection says nothing about the new incarnation
 		}
-		pc.retire(p.log, "left the cluster")
+		next[id] = pc
 	}
-	p.peers.Store(&next)
-}
-
-// remove closes the connection of one peer.
-func (p *pool) remove(id string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	old := *p.peers.Load()
-	pc := old[id]
-	if pc == nil {
-		return
+	if changed {
+		p.peers.Store(&next)
 	}
-	next := make(map[string]*peerConn, len(old))
-	for k, v := range old {
-		if k != id {
-			next[k] = v
-		}
-	}
-	pc.retire(p.log, "removed")
-	p.peers.Store(&next)
 }
 
 // close closes every connection; later gets fail with ErrClosed.

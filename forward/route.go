@@ -50,8 +50,9 @@ type method struct {
 	// link (link.go); nil until the method was served here once.
 	link atomic.Pointer[linkHandler]
 
-	// calls[route][code] caches the counters of this method.
-	calls [nRoutes][17]atomic.Pointer[prometheus.Counter]
+	// calls[route][code] and durations[route] cache the metrics of this method.
+	calls     [nRoutes][17]atomic.Pointer[prometheus.Counter]
+	durations [nRoutes]atomic.Pointer[prometheus.Observer]
 }
 
 // resolveMethod builds the state of one method from its rule (Config.Routes first,

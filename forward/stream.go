@@ -22,47 +22,39 @@ func (f *Forwarder) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 	if !m.routed {
 		return handler(srv, ss)
 	}
-	if err := f.enter(); err != nil {
+	start := time.Now()
+	if err := f.enter(ss.Context(), m); err != nil {
 		return err
 	}
 	defer f.exit()
-	ctx, ms := f.checkMark(ss.Context())
+	v := f.view.Load()
+	ctx, ms := f.checkMark(ss.Context(), v)
 	if ctx != ss.Context() {
 		ss = &ctxStream{ServerStream: ss, ctx: ctx}
 	}
 	key, first, err := f.streamKey(ctx, m, ss)
 	if err != nil {
 		first.free()
-		f.met.rejected.WithLabelValues("no_key").Inc()
-		f.met.count(m, routeNone, status.Code(err))
-		return err
+		return f.noKey(m, err)
 	}
-	owner, err := f.ring.Owner(key)
-	if err != nil {
+	here, owner, err := f.decide(ctx, v, m, ms, key)
+	switch {
+	case err != nil:
 		first.free()
-		f.met.count(m, routeNone, codes.Unavailable)
-		return status.Errorf(codes.Unavailable, "swimring: %s: no owner for the key: %v", m.name, err)
+		return err
+	case here:
+		return f.localStream(srv, ss, m, first, handler, start)
 	}
-	if owner == f.self {
-		return f.localStream(srv, ss, m, first, handler)
-	}
-	if ms.marked {
-		if err := f.misrouted(m, ms, key, owner); err != nil {
-			first.free()
-			return err
-		}
-		return f.localStream(srv, ss, m, first, handler)
-	}
-	return f.forwardStream(ctx, m, key, owner, srv, ss, first, handler)
+	return f.forwardStream(ctx, m, key, owner, srv, ss, first, handler, start)
 }
 
-func (f *Forwarder) localStream(srv any, ss grpc.ServerStream, m *method, first *frame, handler grpc.StreamHandler) error {
+func (f *Forwarder) localStream(srv any, ss grpc.ServerStream, m *method, first *frame, handler grpc.StreamHandler, start time.Time) error {
 	_ = ss.SetHeader(f.ownerMD)
 	if first != nil {
 		ss = &peekedStream{ServerStream: ss, first: first, codec: f.codec}
 	}
 	err := handler(srv, ss)
-	f.met.count(m, routeLocal, status.Code(err))
+	f.met.done(m, routeLocal, status.Code(err), start)
 	return err
 }
 
@@ -117,40 +109,21 @@ func (f *Forwarder) streamKey(ctx context.Context, m *method, ss grpc.ServerStre
 	return key, first, nil
 }
 
-func (f *Forwarder) forwardStream(ctx context.Context, m *method, key, owner string, srv any, ss grpc.ServerStream, first *frame, handler grpc.StreamHandler) error {
-	start := time.Now()
+// forwardStream opens the stream on the owner (retrying as the retry policy allows:
+// only the opening, since nothing was sent before it) and relays it.
+func (f *Forwarder) forwardStream(ctx context.Context, m *method, key, owner string, srv any, ss grpc.ServerStream, first *frame, handler grpc.StreamHandler, start time.Time) error {
 	md := outgoingMD(ctx)
 	out := metadata.NewOutgoingContext(ctx, md)
-	var lastErr error
-	var last *peerConn
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			o, err := f.ring.Owner(key)
-			if err != nil {
-				break
-			}
-			owner = o
-		}
-		t, err := f.pick(key, owner, "", nil)
-		if err != nil {
-			if lastErr == nil {
-				lastErr = err
-			}
+	a := f.newAttempts(m, key, owner)
+	for {
+		t, ok := a.next(ctx)
+		if !ok {
 			break
 		}
-		if attempt > 0 {
-			f.met.retries.Inc()
-			if t.pc != nil && t.pc == last && !f.backoff(ctx, attempt) {
-				break
-			}
-		}
-		if t.rerouted {
-			f.met.reroutes.Inc()
-		}
 		if t.pc == nil {
-			return f.localStream(srv, ss, m, first, handler)
+			return f.localStream(srv, ss, m, first, handler, start)
 		}
-		mk, err := f.marks.outgoingMD(f.ring.Checksum(), t.flags)
+		mk, err := f.marks.outgoingMD(t.flags)
 		if err != nil {
 			first.free()
 			return status.Errorf(codes.Internal, "swimring: %v", err)
@@ -162,37 +135,22 @@ func (f *Forwarder) forwardStream(ctx context.Context, m *method, key, owner str
 		if err != nil {
 			cancel()
 			t.pc.release(f.log)
-			lastErr = err
-			// NewStream fails before anything is sent: Unavailable here means the
-			// connection was refused or is in TransientFailure, Canceled with the
-			// caller's ctx alive that the pooled conn was closed (its member left);
-			// either way the call never ran.
-			code := status.Code(err)
-			if (code != codes.Unavailable && (code != codes.Canceled || ctx.Err() != nil)) ||
-				attempt+1 >= f.cfg.Retry.MaxAttempts || ctx.Err() != nil {
+			// NewStream fails before anything is sent: the attempt did not reach
+			// the owner.
+			if !a.failed(ctx, t, false, err) {
 				break
 			}
-			if code == codes.Canceled {
-				last = t.pc
-				continue
-			}
-			if t.pc.open() {
-				f.met.breakerOpens.WithLabelValues(t.pc.id).Inc()
-				f.log.Info("peer unreachable; breaker open", "peer", t.pc.id, "addr", t.pc.addr, "err", err)
-			}
-			last = t.pc
 			continue
 		}
 		t.pc.reached()
 		err = f.relay(cs, cancel, ss, first)
 		t.pc.release(f.log)
-		f.met.latency.Observe(time.Since(start).Seconds())
-		f.met.count(m, routeForwarded, status.Code(err))
+		f.met.done(m, routeForwarded, status.Code(err), start)
 		return err
 	}
 	first.free()
-	f.met.count(m, routeForwarded, status.Code(lastErr))
-	return lastErr
+	f.met.done(m, routeForwarded, status.Code(a.err), start)
+	return a.err
 }
 
 // relay copies frames both ways between the caller's stream ss and the owner's stream

@@ -8,8 +8,6 @@ import (
 // StreamWorkers: the default scales with GOMAXPROCS and has a floor, an explicit
 // count is kept, and a negative one leaves grpc's goroutine per call (no option).
 func TestStreamWorkers(t *testing.T) {
-	r := &fakeRing{self: "a"}
-	r.view.Store(newView())
 	for _, tc := range []struct {
 		set, want int
 	}{
@@ -17,7 +15,7 @@ func TestStreamWorkers(t *testing.T) {
 		{5, 5},
 		{-1, 0},
 	} {
-		f, err := New(Config{Ring: r, StreamWorkers: tc.set})
+		f, err := New(Config{Self: "a", StreamWorkers: tc.set})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -27,7 +25,7 @@ func TestStreamWorkers(t *testing.T) {
 		withWorkers := len(f.ServerOptions())
 		_ = f.Close()
 		if tc.want == 0 {
-			f2, err := New(Config{Ring: r, StreamWorkers: 1})
+			f2, err := New(Config{Self: "a", StreamWorkers: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
