@@ -698,5 +698,3 @@ func stateText(s adminv1.MemberState) string {
 	}
 	return "unknown"
 }
-
-func hex64(v uint64) string { return fmt.Sprintf("%016x", v) }
