@@ -128,11 +128,14 @@ type (
 		// ring. Only in full states (it depends on the partition count alone).
 		Positions []float64 `json:"positions,omitempty"`
 		// VirtualNodes are each ring member's points on the circle, in turns.
-		VirtualNodes map[string][]float64   `json:"vnodes"`
-		Moving       []dashMove             `json:"moving"`
-		Members      []dashMember           `json:"members"`
-		History      map[string][]dashPoint `json:"history"`
-		Full         bool                   `json:"full"` // History holds everything kept, not just the newest points
+		VirtualNodes map[string][]float64 `json:"vnodes"`
+		Moving       []dashMove           `json:"moving"`
+		// Pending are the partitions whose hand-off has not finished: their new owner
+		// holds their calls until its subscribers have the data (Node.HandoffPending).
+		Pending []dashPending          `json:"pending"`
+		Members []dashMember           `json:"members"`
+		History map[string][]dashPoint `json:"history"`
+		Full    bool                   `json:"full"` // History holds everything kept, not just the newest points
 	}
 	dashRing struct {
 		Checksum string   `json:"checksum"`
@@ -147,6 +150,10 @@ type (
 		From      string `json:"from"`
 		To        string `json:"to"`
 		AgeMs     int64  `json:"age_ms"`
+	}
+	dashPending struct {
+		Partition int    `json:"p"`
+		Node      string `json:"node"` // the new owner, which holds the calls
 	}
 	dashMember struct {
 		ID          string `json:"id"`
@@ -168,6 +175,7 @@ type (
 		Serving       bool     `json:"serving"`
 		UptimeSeconds float64  `json:"uptime_s,omitempty"`
 		InFlight      int64    `json:"in_flight"`
+		Pending       int      `json:"handoff_pending"`
 		CallsLocal    uint64   `json:"calls_local"`
 		CallsFwd      uint64   `json:"calls_forwarded"`
 		LocalPerSec   *float64 `json:"local_per_s"`
@@ -395,6 +403,10 @@ func (d *dashboard) collect(ctx context.Context) (*dashSnapshot, error) {
 			dm.Checksum, dm.RingVersion = hex64(s.GetRingChecksum()), s.GetRingVersion()
 			dm.UptimeSeconds, dm.HTTPAddr = s.GetUptimeSeconds(), s.GetHttpAddr()
 			dm.CallsLocal, dm.CallsFwd = s.GetCallsLocal(), s.GetCallsForwarded()
+			dm.Pending = len(s.GetHandoffPending())
+			for _, p := range s.GetHandoffPending() {
+				state.Pending = append(state.Pending, dashPending{Partition: int(p), Node: id})
+			}
 			h.add(now, s, &dm)
 			if r := ans.ring; r != nil {
 				g := rings[r.GetChecksum()]

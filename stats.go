@@ -36,6 +36,9 @@ type Stats struct {
 	CallLatency []LatencyHistogram
 	// HTTPAddr is where the node serves /metrics and the dashboard ("" if nowhere).
 	HTTPAddr string
+	// HandoffPending is Node.HandoffPending: the partitions whose calls are held
+	// until their data has been handed in.
+	HandoffPending []int
 }
 
 // LatencyHistogram is a cumulative latency histogram of one route ("local" or
@@ -142,6 +145,7 @@ func (n *Node) Stats() Stats {
 		Serving:         n.Serving(),
 		CallLatency:     n.callLatency(),
 		HTTPAddr:        n.MetricsAddr(),
+		HandoffPending:  n.HandoffPending(),
 	}
 }
 
@@ -150,12 +154,17 @@ func (s Stats) proto() *adminv1.StatsResponse {
 	for k, v := range s.MembersByState {
 		byState[k] = uint32(v)
 	}
+	pending := make([]uint32, len(s.HandoffPending))
+	for i, p := range s.HandoffPending {
+		pending[i] = uint32(p)
+	}
 	return &adminv1.StatsResponse{
 		NodeId: s.NodeID, CallsLocal: s.CallsLocal, CallsForwarded: s.CallsForwarded,
 		CallsRejected: s.CallsRejected, InFlight: int64(s.InFlight), MembersByState: byState,
 		RingVersion: s.RingVersion, RingChecksum: s.RingChecksum, PartitionsOwned: uint32(s.PartitionsOwned),
 		UptimeSeconds: s.Uptime.Seconds(), Serving: s.Serving, RingChanges: s.RingChanges,
 		CallLatency: latencyProto(s.CallLatency), HttpAddr: s.HTTPAddr,
+		HandoffPending: pending,
 	}
 }
 

@@ -72,7 +72,8 @@ function arc(r0, r1, t0, t1) {
 
 // runs groups the partitions, in circle order, into arcs of one owner (and one
 // moving status): [{owner, t0, t1, moving, from}].
-function runs(ring, moving) {
+function runs(ring, moving, pending) {
+  pending = pending || new Map();
   const out = [];
   if (!order || !ring.owners || ring.owners.length !== order.length || order.length === 0) return out;
   const n = order.length;
@@ -80,7 +81,7 @@ function runs(ring, moving) {
   let start = 0;
   for (let i = 0; i < n; i++) {
     const p = order[i], q = order[(i + n - 1) % n];
-    if (ring.owners[p] !== ring.owners[q] || moving.has(p) !== moving.has(q)) { start = i; break; }
+    if (ring.owners[p] !== ring.owners[q] || moving.has(p) !== moving.has(q) || pending.has(p) !== pending.has(q)) { start = i; break; }
   }
   for (let k = 0; k < n; k++) {
     const i = (start + k) % n;
@@ -89,13 +90,13 @@ function runs(ring, moving) {
     let t1 = positions[order[(i + 1) % n]];
     if (t1 <= t0) t1 += 1;
     const owner = ring.owners[p] >= 0 ? ring.members[ring.owners[p]] : null;
-    const mv = moving.get(p);
+    const mv = moving.get(p), pend = pending.has(p);
     const cur = out[out.length - 1];
     // Arcs are contiguous by construction (each ends where the next begins).
-    if (cur && cur.owner === owner && !mv && !cur.moving) {
+    if (cur && cur.owner === owner && !mv && !cur.moving && pend === cur.pending) {
       cur.t1 += t1 - t0;
     } else {
-      out.push({ owner, t0, t1, moving: !!mv, from: mv ? mv.from : null, p });
+      out.push({ owner, t0, t1, moving: !!mv, pending: pend, from: mv ? mv.from : null, p });
     }
   }
   return out;
@@ -107,16 +108,20 @@ function ownedCounts(ring) {
   return c;
 }
 
-function drawRing(svg, ring, moving, opts) {
+function drawRing(svg, ring, moving, opts, pending) {
   const R0 = opts.r0, R1 = opts.r1;
   let s = "";
-  for (const r of runs(ring, moving)) {
+  for (const r of runs(ring, moving, pending)) {
     const fill = r.owner ? colour(r.owner) : "#444";
     s += `<path class="arc" data-owner="${esc(r.owner || "")}" d="${arc(R0, R1, r.t0, r.t1)}" fill="${fill}"/>`;
     if (r.moving && opts.detail) {
       // Moving: the previous owner's colour inside, a pulsing mark outside.
       s += `<path class="prev" d="${arc(R0 - 14, R0 - 3, r.t0, r.t1)}" fill="${r.from ? colour(r.from) : "#444"}"/>`;
       s += `<path class="moving" data-p="${r.p}" d="${arc(R1 + 2, R1 + 12, r.t0, Math.max(r.t1, r.t0 + 0.004))}"/>`;
+    }
+    if (r.pending && opts.detail) {
+      // Hand-off pending: its new owner holds the calls until the data is in.
+      s += `<path class="pending" data-p="${r.p}" d="${arc(R1 + 2, R1 + 12, r.t0, Math.max(r.t1, r.t0 + 0.004))}"/>`;
     }
   }
   if (opts.detail && last && last.vnodes) {
@@ -134,15 +139,18 @@ function drawRing(svg, ring, moving, opts) {
 function renderRing(st) {
   const svg = $("ring");
   const moving = new Map(st.moving.map(m => [m.p, m]));
+  const pending = new Map((st.pending || []).map(m => [m.p, m]));
   const ring = st.ring;
   const label = `<text class="big" y="-8">${esc(ring.checksum)}</text>` +
     `<text class="small" y="12">ring checksum · version ${ring.version}</text>` +
     `<text class="small" y="28">${ring.members.length} members · ${st.partition_count} partitions</text>` +
-    (st.moving.length ? `<text class="small" y="46">${st.moving.length} moved in the last 5 s</text>` : "");
-  drawRing(svg, ring, moving, { r0: 120, r1: 168, detail: true, label });
+    (st.moving.length ? `<text class="small" y="46">${st.moving.length} moved in the last 5 s</text>` : "") +
+    (pending.size ? `<text class="small pend" y="62">${pending.size} hand-offs pending</text>` : "");
+  drawRing(svg, ring, moving, { r0: 120, r1: 168, detail: true, label }, pending);
   svg.dataset.checksum = ring.checksum;
   svg.dataset.members = ring.members.length;
   svg.dataset.moving = st.moving.length;
+  svg.dataset.pending = pending.size;
   $("ringinfo").textContent = `as ${st.self} sees it`;
 
   const counts = ownedCounts(ring);
@@ -205,7 +213,7 @@ function renderMembers(st, groups) {
       `<td><i class="sw" style="background:${colour(m.id)}"></i><b>${esc(m.id)}</b>${m.self ? " <small>(this node)</small>" : `<small>${esc(m.name)}</small>`}</td>` +
       `<td><span class="state ${esc(m.state)}">${esc(m.state)}</span></td>` +
       `<td class="mono">${esc(m.grpc_addr)}<small>${esc(m.gossip_addr)}</small></td>` +
-      `<td class="num">${m.in_ring ? m.partitions : "—"}</td>` +
+      `<td class="num">${m.in_ring ? m.partitions : "—"}${m.handoff_pending ? `<small class="pend">${m.handoff_pending} pending</small>` : ""}</td>` +
       `<td class="num">${fmtRate(m.local_per_s)}</td><td class="num">${fmtRate(m.forwarded_per_s)}</td>` +
       `<td class="num">${fmtMs(m.p50_ms)}</td><td class="num">${fmtMs(m.p95_ms)}</td><td class="num">${fmtMs(m.p99_ms)}</td>` +
       `<td class="num">${inflight}</td><td>${sum}</td><td class="num">${fmtUptime(m.uptime_s)}</td></tr>`;

@@ -746,9 +746,13 @@ type StatsResponse struct {
 	// says which). Percentiles over a window come from the difference of two snapshots.
 	CallLatency []*LatencyHistogram `protobuf:"bytes,13,rep,name=call_latency,json=callLatency,proto3" json:"call_latency,omitempty"`
 	// http_addr is where this node serves its dashboard and /metrics ("" if nowhere).
-	HttpAddr      string `protobuf:"bytes,14,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HttpAddr string `protobuf:"bytes,14,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	// handoff_pending lists the partitions this node gained whose data its ring
+	// subscribers have not handed in yet: routed calls for them are held
+	// (Config.HandoffHold). Sorted; empty when nothing is moving in.
+	HandoffPending []uint32 `protobuf:"varint,15,rep,packed,name=handoff_pending,json=handoffPending,proto3" json:"handoff_pending,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
@@ -877,6 +881,13 @@ func (x *StatsResponse) GetHttpAddr() string {
 		return x.HttpAddr
 	}
 	return ""
+}
+
+func (x *StatsResponse) GetHandoffPending() []uint32 {
+	if x != nil {
+		return x.HandoffPending
+	}
+	return nil
 }
 
 // LatencyHistogram is one cumulative Prometheus-style histogram.
@@ -1367,7 +1378,7 @@ const file_swimring_admin_v1_admin_proto_rawDesc = "" +
 	"\x06owners\x18\x04 \x03(\v2\x1d.swimring.admin.v1.MemberLoadR\x06owners\x12\x14\n" +
 	"\x05local\x18\x05 \x01(\bR\x05local\x12\x1a\n" +
 	"\bchecksum\x18\x06 \x01(\x04R\bchecksum\"\x0e\n" +
-	"\fStatsRequest\"\x95\x05\n" +
+	"\fStatsRequest\"\xbe\x05\n" +
 	"\rStatsResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1f\n" +
 	"\vcalls_local\x18\x02 \x01(\x04R\n" +
@@ -1384,7 +1395,8 @@ const file_swimring_admin_v1_admin_proto_rawDesc = "" +
 	"\aserving\x18\v \x01(\bR\aserving\x12!\n" +
 	"\fring_changes\x18\f \x01(\x04R\vringChanges\x12F\n" +
 	"\fcall_latency\x18\r \x03(\v2#.swimring.admin.v1.LatencyHistogramR\vcallLatency\x12\x1b\n" +
-	"\thttp_addr\x18\x0e \x01(\tR\bhttpAddr\x1aA\n" +
+	"\thttp_addr\x18\x0e \x01(\tR\bhttpAddr\x12'\n" +
+	"\x0fhandoff_pending\x18\x0f \x03(\rR\x0ehandoffPending\x1aA\n" +
 	"\x13MembersByStateEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\xc7\x01\n" +
