@@ -647,6 +647,9 @@ func (d *demo) converge(ctx context.Context, timeout time.Duration) error {
 		}
 		select {
 		case <-ctx.Done():
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) || time.Since(start) < timeout {
+				return fmt.Errorf("interrupted before the rings agreed: %s", why)
+			}
 			return fmt.Errorf("not converged within %v: %s", timeout, why)
 		case <-tick.C:
 		}
@@ -713,6 +716,9 @@ func (d *demo) diverge(ctx context.Context, timeout time.Duration) error {
 		}
 		select {
 		case <-ctx.Done():
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) || time.Since(start) < timeout {
+				return errors.New("interrupted while the rings still agreed")
+			}
 			return fmt.Errorf("the rings still agree after %v", timeout)
 		case <-tick.C:
 		}

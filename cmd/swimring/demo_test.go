@@ -300,3 +300,32 @@ func TestCLIDemo(t *testing.T) {
 	}
 	r.checkClean()
 }
+
+func TestParseDemoScript(t *testing.T) {
+	cmds, err := parseScript("kill 2; wait 5s; restart 2; pause 3 10s; leave 4; add; partition 1,2|3,4,5; heal\nk node-1;;q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var verbs []string
+	for _, c := range cmds {
+		verbs = append(verbs, c.verb)
+	}
+	if got := strings.Join(verbs, " "); got != "kill wait restart pause leave add partition heal kill quit" {
+		t.Errorf("verbs: %s", got)
+	}
+	if c := cmds[3]; c.node != 3 || c.dur != 10*time.Second {
+		t.Errorf("pause: %+v", c)
+	}
+	if c := cmds[6]; len(c.sides[0]) != 2 || len(c.sides[1]) != 3 || c.sides[1][2] != 5 {
+		t.Errorf("partition: %+v", c)
+	}
+	if cmds[8].node != 1 {
+		t.Errorf("k node-1: %+v", cmds[8])
+	}
+	for _, bad := range []string{"kill", "kill x", "kill 0", "bogus 1", "partition 1,2", "partition 1|1", "partition |2",
+		"pause 2 -1s", "wait soon", "add 3", "converge 0s"} {
+		if _, err := parseScript(bad); err == nil || !strings.Contains(err.Error(), `"`+bad+`"`) {
+			t.Errorf("parseScript(%q): %v", bad, err)
+		}
+	}
+}
