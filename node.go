@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
-	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
@@ -56,10 +55,12 @@ type Node struct {
 	fwd     *forward.Forwarder
 	health  *health.Server
 	admin   *adminServer
-	reg     *prometheus.Registry // private: everything, for MetricsHandler and Stats
-	tee     teeRegisterer
-	met     *nodeMetrics
-	born    time.Time
+	// handoffs answers other nodes' hand-off pulls and pushes (AttachHandoff).
+	handoffs *HandoffService
+	reg      *prometheus.Registry // private: everything, for MetricsHandler and Stats
+	tee      teeRegisterer
+	met      *nodeMetrics
+	born     time.Time
 
 	metricsLis net.Listener
 	metricsSrv *http.Server
@@ -117,6 +118,7 @@ func New(cfg Config) (*Node, error) {
 		stopRing:  make(chan struct{}),
 		closed:    make(chan struct{}),
 		health:    health.NewServer(),
+		handoffs:  NewHandoffService(),
 	}
 	n.subs.init()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -185,7 +187,8 @@ func New(cfg Config) (*Node, error) {
 func (n *Node) ServerOptions() []grpc.ServerOption { return n.fwd.ServerOptions() }
 
 // Register adds the admin service (swimring.admin.v1.AdminService), the peer-link
-// service other nodes forward calls over (swimring.v1.PeerLink), the gRPC health
+// service other nodes forward calls over (swimring.v1.PeerLink), the hand-off service
+// through which they move partitions' data (swimring.v1.Handoff), the gRPC health
 // service (grpc.health.v1.Health) and, when s is a *grpc.Server (or anything else
 // reflection.Register accepts), server reflection, so that grpcurl and
 // grpc-health-probe work. None of them is routed: each call is answered by the node
@@ -193,7 +196,8 @@ func (n *Node) ServerOptions() []grpc.ServerOption { return n.fwd.ServerOptions(
 func (n *Node) Register(s grpc.ServiceRegistrar) {
 	adminv1.RegisterAdminServiceServer(s, n.admin)
 	n.fwd.Register(s) // the peer links other nodes forward calls over
-	healthgrpc.RegisterHealthServer(s, n.health)
+	n.handoffs.Register(s)
+	healthpb.RegisterHealthServer(s, n.health)
 	if rs, ok := s.(reflection.GRPCServer); ok {
 		reflection.Register(rs)
 	}
@@ -273,6 +277,43 @@ func (n *Node) Leave(ctx context.Context) error {
 		return ErrNotStarted
 	}
 	return n.leave(ctx)
+}
+
+// GRPCServer is what Shutdown needs of the gRPC server the Node is installed on;
+// *grpc.Server has both methods.
+type GRPCServer interface {
+	GracefulStop()
+	Stop()
+}
+
+// Shutdown stops the node in the one order that fails no call: Leave (the others
+// take this node's keys at once, the final hand-off runs, routed calls that still
+// arrive are forwarded to the new owners), then srv.GracefulStop (clients move to
+// other nodes, grpc retrying the calls that never reached the stopping server;
+// calls in flight finish) — srv.Stop once ctx ends — then Close. srv is the server
+// the Node's ServerOptions are installed on. ctx bounds the whole shutdown. After
+// Shutdown, close what your service holds (after its Subscribe handler's cancel).
+func (n *Node) Shutdown(ctx context.Context, srv GRPCServer) error {
+	var errs []error
+	if err := n.Leave(ctx); err != nil && !errors.Is(err, ErrNotStarted) {
+		errs = append(errs, err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		srv.GracefulStop()
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		n.log.Warn("calls still running when the shutdown's time ran out: stopping the gRPC server by force")
+		srv.Stop()
+		<-stopped
+	}
+	if err := n.Close(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // leave is the first half of Close, also run by Leave and the admin Leave: NOT_SERVING, leave

@@ -253,11 +253,11 @@ func TestLeaveUnderLoadFailsNoCall(t *testing.T) {
 		stop     func(t *testing.T, n *testNode)
 	}{
 		{"Close/callers-of-others", false, func(t *testing.T, n *testNode) { n.stop(t) }},
-		{"Leave+GracefulStop+Close/round-robin-client", true, func(t *testing.T, n *testNode) {
-			if err := n.node.Leave(ctxT(t)); err != nil {
-				t.Errorf("Leave: %v", err)
+		{"Shutdown/round-robin-client", true, func(t *testing.T, n *testNode) {
+			// Leave, GracefulStop, Close.
+			if err := n.node.Shutdown(ctxT(t), n.srv); err != nil {
+				t.Errorf("Shutdown: %v", err)
 			}
-			n.srv.GracefulStop()
 			n.stop(t)
 		}},
 	} {

@@ -551,35 +551,35 @@ const (
 
 // forwardLinked makes one attempt of a forwarded unary call over pc's link, if there
 // is a usable one and the request is small enough. hdr and trl are the owner's.
-func (f *Forwarder) forwardLinked(ctx context.Context, pc *peerConn, m *method, md metadata.MD, req any, flags uint8) (resp *frame, hdr, trl metadata.MD, err error, oc linkOutcome) {
+func (f *Forwarder) forwardLinked(ctx context.Context, pc *peerConn, m *method, md metadata.MD, req any, flags uint8) (resp *frame, hdr, trl metadata.MD, oc linkOutcome, err error) {
 	if f.cfg.LinkMaxBytes < 0 {
-		return nil, nil, nil, nil, linkNotUsed
+		return nil, nil, nil, linkNotUsed, nil
 	}
 	l := f.usableLink(pc)
 	if l == nil {
-		return nil, nil, nil, nil, linkNotUsed
+		return nil, nil, nil, linkNotUsed, nil
 	}
 	pm, ok := req.(proto.Message)
 	if !ok || proto.Size(pm) > f.cfg.LinkMaxBytes {
-		return nil, nil, nil, nil, linkNotUsed
+		return nil, nil, nil, linkNotUsed, nil
 	}
 	msg, err := proto.Marshal(pm)
 	if err != nil {
-		return nil, nil, nil, nil, linkNotUsed
+		return nil, nil, nil, linkNotUsed, nil
 	}
 	fr, err := l.call(ctx, m, md, msg, flags)
 	switch {
 	case errors.Is(err, errLinkUnusable):
-		return nil, nil, nil, nil, linkNotUsed
+		return nil, nil, nil, linkNotUsed, nil
 	case err != nil:
-		return nil, nil, nil, err, linkDone
+		return nil, nil, nil, linkDone, err
 	case fr.GetKind() == swimringv1.LinkFrame_KIND_UNHANDLED:
-		return nil, nil, nil, nil, linkNotUsed
+		return nil, nil, nil, linkNotUsed, nil
 	}
 	pc.reached()
 	f.met.linked.Inc()
 	resp, hdr, trl, err = linkReplyResult(fr)
-	return resp, hdr, trl, err, linkDone
+	return resp, hdr, trl, linkDone, err
 }
 
 // linkReplyResult turns a REPLY frame (from a peer: untrusted bytes) into the call's

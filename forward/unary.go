@@ -118,7 +118,7 @@ func (f *Forwarder) forwardUnary(ctx context.Context, m *method, key, owner stri
 		c.reset()
 		delete(md, MarkHeader) // a link call carries its flags in the frame
 		t.pc.acquire()
-		resp, hdr, trl, err, how := f.forwardLinked(ctx, t.pc, m, md, req, t.flags)
+		resp, hdr, trl, how, err := f.forwardLinked(ctx, t.pc, m, md, req, t.flags)
 		reached := true
 		if how == linkNotUsed {
 			var mk []string

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -250,5 +249,3 @@ func without(nodes []*Membership, skip ...*Membership) []*Membership {
 	}
 	return out
 }
-
-func discardWriter() io.Writer { return io.Discard }

@@ -14,8 +14,9 @@ type State uint8
 const (
 	// StateAlive: the member answers probes.
 	StateAlive State = iota
-	// StateSuspect: a probe failed; the member is still in the ring until it
-	// is declared dead or refutes (see Snapshot).
+	// StateSuspect: failure detection suspects the member (its probes went
+	// unanswered); it stays in Snapshot and the ring until it is declared dead
+	// or refutes. Only Membership.All reports it, read when it is called.
 	StateSuspect
 	// StateDead: the member was declared failed (or killed). It is kept
 	// (All) and re-joined by the heal loop until ReconnectTimeout.

@@ -32,6 +32,7 @@ type Membership struct {
 	localAddr string // gossip host:port, read once after Create
 	ml        *memberlist.Memberlist
 	keyring   *memberlist.Keyring // nil without SecretKeys
+	susp      suspicionReader     // which members memberlist suspects (suspect.go)
 
 	metaMu  sync.Mutex             // serialises metadata updates (and memberlist's UpdateNode, which races with itself)
 	curMeta nodeMeta               // guarded by metaMu
@@ -128,6 +129,10 @@ func New(cfg Config) (*Membership, error) {
 	}
 	m.ml = ml
 	m.localAddr = ml.LocalNode().Address()
+	var ok bool
+	if m.susp, ok = newSuspicionReader(ml); !ok {
+		m.log.Warn("this memberlist version hides suspicion differently than v0.7.0: suspect members are reported as alive")
+	}
 	// NotifyJoin for ourselves fired inside Create: apply it now so that
 	// Snapshot contains this node as soon as New returns.
 	batch := m.queue.drain()
@@ -226,14 +231,20 @@ func (m *Membership) Snapshot() *Snapshot { return m.snap.Load() }
 func (m *Membership) Changed() <-chan struct{} { return m.changed }
 
 // All returns every member this node knows, including dead ones (until
-// ReconnectTimeout) and those that left, sorted by ID then Name. memberlist
-// v0.7.0 does not expose suspicion (no event, and Node.State is not filled
-// in), so suspect members are reported as StateAlive.
+// ReconnectTimeout) and those that left, sorted by ID then Name. A member that
+// failure detection suspects right now (memberlist raises no event for it, so it is
+// read at the time of the call) is StateSuspect; it stays in Snapshot and in the
+// ring until it is declared dead.
 func (m *Membership) All() []Member {
+	suspects := m.susp.suspects()
 	m.tableMu.RLock()
 	all := make([]Member, 0, len(m.members))
 	for _, e := range m.members {
-		all = append(all, *e)
+		mb := *e
+		if mb.State == StateAlive && suspects[mb.Name] {
+			mb.State = StateSuspect
+		}
+		all = append(all, mb)
 	}
 	m.tableMu.RUnlock()
 	slices.SortFunc(all, func(a, b Member) int {

@@ -538,3 +538,33 @@ func TestJoinReturnsWithWholeSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// A member whose probes go unanswered is reported SUSPECT by All (memberlist raises no
+// event for it) before it is declared dead, and stays in Snapshot meanwhile.
+func TestSuspectReported(t *testing.T) {
+	c := &cluster{t: t, net: newNetwork(t, 41)}
+	for i := range 4 {
+		c.add(fmt.Sprintf("n%02d", i), func(cfg *Config) { cfg.SuspicionMult = 8 }) // ≥ 2 s of suspicion
+	}
+	c.converge(20*time.Second, c.nodes)
+	if _, ok := newSuspicionReader(c.nodes[0].ml); !ok {
+		t.Fatal("memberlist's layout is not the one suspect.go reads: SUSPECT would never be reported")
+	}
+	victim := c.nodes[3]
+	if err := c.net.Pause(victim.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	stateOf := func(m *Membership) State {
+		for _, mb := range m.All() {
+			if mb.Name == victim.name {
+				return mb.State
+			}
+		}
+		return State(99)
+	}
+	eventually(t, 20*time.Second, func() bool { return stateOf(c.nodes[0]) == StateSuspect }, "n00 to suspect the paused node")
+	if !slices.Contains(c.nodes[0].Snapshot().IDs(), victim.ID()) {
+		t.Fatal("a suspect left the snapshot before it was declared dead")
+	}
+	eventually(t, 30*time.Second, func() bool { return stateOf(c.nodes[0]) == StateDead }, "n00 to declare it dead")
+}

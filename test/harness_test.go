@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -51,7 +50,11 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	swimringBin = filepath.Join(dir, "swimring")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin, err := exec.LookPath("go") // go test puts its own GOROOT/bin first in PATH
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test: the go command:", err)
+		return 1
+	}
 	build := exec.Command(gobin, "build", "-o", swimringBin, "./cmd/swimring")
 	build.Dir = ".." // the module root (go test runs in the package directory)
 	start := time.Now()
@@ -221,20 +224,6 @@ func (p *proc) running() bool {
 	default:
 		return true
 	}
-}
-
-// live returns the processes that are still running (paused ones included), one
-// per ID (the newest boot).
-func (c *cluster) live() []*proc {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []*proc
-	for _, p := range c.procs {
-		if p.running() {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // start starts a node process with id, joining through the gossip addresses of

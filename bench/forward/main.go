@@ -72,8 +72,6 @@ var (
 	anchors    = flag.String("anchors", "", "anchors summary.md to put ringpop-go and gRPC relay figures beside swimring's")
 )
 
-const echoMethod = "/swimring.echo.v1.EchoService/Echo"
-
 // echoServer answers every call with the request's key and payload.
 type echoServer struct {
 	echov1.UnimplementedEchoServiceServer

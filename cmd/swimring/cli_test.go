@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,7 +31,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	cliBin = filepath.Join(dir, "swimring")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", cliBin, ".")
+	build := exec.Command("go", "build", "-o", cliBin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the swimring binary:", err)

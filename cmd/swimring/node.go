@@ -42,8 +42,8 @@ func init() {
 // defaultGossipPort is the port a --seed-file entry without one gets (memberlist's).
 const defaultGossipPort = 7946
 
-// grpcStopGrace is how long GracefulStop may wait for calls in flight before Stop.
-const grpcStopGrace = 5 * time.Second
+// kvCloseGrace bounds the store's own close (its background replication).
+const kvCloseGrace = 5 * time.Second
 
 // nodeFlags are the flags of swimring node, as given.
 type nodeFlags struct {
@@ -481,11 +481,9 @@ type nodeProc struct {
 	served       chan error // Serve's result
 }
 
-// shutdown stops the node in the order that fails no call: leave the cluster and hand
-// data off (Node.Leave; calls still arriving are forwarded to the new owners), stop
-// serving (gracefully, so clients move to other nodes; then by force), close the Node
-// (drain, stop its goroutines), end the subscription, close the store. A second
-// SIGINT/SIGTERM cuts the hand-off short.
+// shutdown stops the node in the order that fails no call (Node.Shutdown: leave the
+// cluster and hand data off, stop serving gracefully, close the Node), then ends the
+// subscription and closes the store. A second SIGINT/SIGTERM cuts it short.
 func (p *nodeProc) shutdown(timeout time.Duration) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -504,29 +502,14 @@ func (p *nodeProc) shutdown(timeout time.Duration) error {
 	}()
 
 	var errs []error
-	if err := p.node.Leave(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("node leave: %w", err))
-	}
-	stopped := make(chan struct{})
-	go func() { p.gs.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(grpcStopGrace):
-		p.log.Warn("calls still running after the grace period: stopping the gRPC server by force", "grace", grpcStopGrace)
-		p.gs.Stop()
-		<-stopped
-	case <-forced:
-		p.gs.Stop()
-		<-stopped
+	if err := p.node.Shutdown(ctx, p.gs); err != nil {
+		errs = append(errs, fmt.Errorf("node shutdown: %w", err))
 	}
 	if err := <-p.served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		errs = append(errs, fmt.Errorf("gRPC server: %w", err))
 	}
-	if err := p.node.Close(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("node close: %w", err))
-	}
 	p.cancelAttach()
-	kctx, kcancel := context.WithTimeout(context.Background(), grpcStopGrace)
+	kctx, kcancel := context.WithTimeout(context.Background(), kvCloseGrace)
 	defer kcancel()
 	if err := p.srv.Close(kctx); err != nil {
 		errs = append(errs, fmt.Errorf("kv close: %w", err))

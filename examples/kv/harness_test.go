@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/swimring/swimring"
 	"github.com/swimring/swimring/hashring"
 	kvv1 "github.com/swimring/swimring/proto/swimring/kv/v1"
 )
@@ -144,6 +145,9 @@ func (tn *testNet) start(id string) *testNode {
 	}
 	gs := grpc.NewServer()
 	srv.Register(gs)
+	hs := swimring.NewHandoffService() // the other side of the nodes' hand-offs
+	hs.Serve(srv.Handoff())
+	hs.Register(gs)
 	n := &testNode{id: id, addr: lis.Addr().String(), srv: srv, gs: gs, served: make(chan struct{}), cluster: fc}
 	go func() {
 		defer close(n.served)
@@ -229,7 +233,7 @@ func (tn *testNet) changeRing(members ...string) error {
 	defer cancel()
 	var errs []error
 	for _, n := range tn.live() {
-		errs = append(errs, n.srv.HandleRingChange(ctx, old, new))
+		errs = append(errs, n.srv.HandleRingChange(ctx, old, new, nil))
 	}
 	return errors.Join(errs...)
 }

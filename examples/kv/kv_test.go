@@ -189,7 +189,7 @@ func TestHandoffPullAlone(t *testing.T) {
 	tn.waitFullyReplicated(keys, 3)
 	tn.start("d")
 	old, new := tn.setRing("a", "b", "c", "d")
-	if err := tn.node("d").srv.HandleRingChange(ctxT(t), old, new); err != nil {
+	if err := tn.node("d").srv.HandleRingChange(ctxT(t), old, new, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := 0
@@ -214,7 +214,7 @@ func TestHandoffPushAlone(t *testing.T) {
 	tn.start("d")
 	old, new := tn.setRing("a", "b", "c", "d")
 	for _, id := range []string{"a", "b", "c"} {
-		if err := tn.node(id).srv.HandleRingChange(ctxT(t), old, new); err != nil {
+		if err := tn.node(id).srv.HandleRingChange(ctxT(t), old, new, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -24,19 +24,21 @@ func (c nodeCluster) Conn(ctx context.Context, id string) (grpc.ClientConnInterf
 	return c.n.Conn(ctx, id)
 }
 
-// Attach subscribes s to n's ring changes, so that every change (the final one of a
-// leaving node included) is handed off by s.HandleRingChange. A hand-off that could
-// not reach every peer is logged and retried at the next change. Call the returned
-// cancel after Node.Close, before Server.Close.
+// Attach makes s's data follow n's ring: it serves s's hand-off to the other nodes
+// (Node.ServeHandoff) and subscribes s.HandleRingChange to n's ring changes, the
+// final one of a leaving node included, telling n once the partitions it gained are in
+// (RingChange.Ready: n holds their calls until then, Config.HandoffHold). A hand-off
+// that could not reach every peer is logged and retried at the next change. Call it
+// before n.Start; call the returned cancel after Node.Close, before Server.Close.
 func (s *Server) Attach(n *swimring.Node) (cancel func()) {
-	return n.Subscribe(func(ctx context.Context, c swimring.RingChange) {
-		hctx, done := context.WithTimeout(ctx, s.cfg.HandoffTimeout)
-		defer done()
-		if err := s.HandleRingChange(hctx, c.Old, c.New); err != nil {
+	remove := n.ServeHandoff(s.handoff)
+	unsubscribe := n.Subscribe(func(ctx context.Context, c swimring.RingChange) {
+		if err := s.HandleRingChange(ctx, c.Old, c.New, c.Ready); err != nil {
 			s.log.Warn("kv: hand-off incomplete", "ring_version", c.Version, "final", c.Final, "err", err)
 			return
 		}
-		s.log.Info("kv: hand-off done", "ring_version", c.Version, "final", c.Final,
+		s.log.Info("kv: ring change handled", "ring_version", c.Version, "final", c.Final,
 			"added", c.Added, "removed", c.Removed, "keys_held", s.Len())
 	})
+	return func() { unsubscribe(); remove() }
 }

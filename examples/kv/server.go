@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/swimring/swimring"
 	kvv1 "github.com/swimring/swimring/proto/swimring/kv/v1"
 )
 
@@ -74,7 +75,7 @@ type Config struct {
 	BatchBytes int
 	// ReplicaTimeout bounds each node-to-node call of a read or write. Default 2 s.
 	ReplicaTimeout time.Duration
-	// HandoffTimeout bounds the hand-off exchange with one peer in HandleRingChange.
+	// HandoffTimeout bounds the hand-off exchange with one peer in one ring change.
 	// Default 30 s.
 	HandoffTimeout time.Duration
 	// TombstoneTTL is the GC horizon of deletes: a tombstone is dropped once its
@@ -149,11 +150,12 @@ type Server struct {
 	kvv1.UnimplementedKVServer
 	kvv1.UnimplementedKVReplicaServer
 
-	cfg   Config
-	self  string
-	clock *HLC
-	store *store
-	log   *slog.Logger
+	cfg     Config
+	self    string
+	clock   *HLC
+	store   *store
+	log     *slog.Logger
+	handoff *swimring.Handoff // moves the store's partitions when the ring changes
 
 	// ctx bounds the background work (replication to the replicas beyond W, read
 	// repair, forwarding) that outlives the call that started it; Close cancels it.
@@ -190,6 +192,13 @@ func New(cfg Config) (*Server, error) {
 		stopping: make(chan struct{}),
 	}
 	s.clock = NewHLC(s.self, cfg.Now)
+	s.handoff, err = swimring.NewHandoff(swimring.HandoffConfig{
+		Name: handoffStore, Store: s, Replicas: cfg.Replicas, Timeout: cfg.HandoffTimeout,
+		BatchBytes: cfg.BatchBytes, Self: s.self, Conn: cfg.Cluster.Conn, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.spawn(s.gcLoop)
 	return s, nil

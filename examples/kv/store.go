@@ -18,9 +18,6 @@ func (e entry) proto(key string) *kvv1.Entry {
 	return &kvv1.Entry{Key: key, Value: e.value, Version: e.ver.Proto(), Tombstone: e.tombstone}
 }
 
-// size is what the entry costs in a batch, roughly (for batching, not accounting).
-func (e entry) size(key string) int { return len(key) + len(e.value) + len(e.ver.Node) + 32 }
-
 // store is the in-memory map of one node. Everything is lost when the process exits:
 // durability comes from replication only.
 type store struct {

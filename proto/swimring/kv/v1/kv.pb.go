@@ -734,94 +734,6 @@ func (x *FetchResponse) GetEntry() *Entry {
 	return nil
 }
 
-type PullRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Partitions    []uint32               `protobuf:"varint,1,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *PullRequest) Reset() {
-	*x = PullRequest{}
-	mi := &file_swimring_kv_v1_kv_proto_msgTypes[14]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *PullRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*PullRequest) ProtoMessage() {}
-
-func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swimring_kv_v1_kv_proto_msgTypes[14]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
-func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_swimring_kv_v1_kv_proto_rawDescGZIP(), []int{14}
-}
-
-func (x *PullRequest) GetPartitions() []uint32 {
-	if x != nil {
-		return x.Partitions
-	}
-	return nil
-}
-
-type Batch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Entries       []*Entry               `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Batch) Reset() {
-	*x = Batch{}
-	mi := &file_swimring_kv_v1_kv_proto_msgTypes[15]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Batch) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Batch) ProtoMessage() {}
-
-func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_swimring_kv_v1_kv_proto_msgTypes[15]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Batch.ProtoReflect.Descriptor instead.
-func (*Batch) Descriptor() ([]byte, []int) {
-	return file_swimring_kv_v1_kv_proto_rawDescGZIP(), []int{15}
-}
-
-func (x *Batch) GetEntries() []*Entry {
-	if x != nil {
-		return x.Entries
-	}
-	return nil
-}
-
 var File_swimring_kv_v1_kv_proto protoreflect.FileDescriptor
 
 const file_swimring_kv_v1_kv_proto_rawDesc = "" +
@@ -867,13 +779,7 @@ const file_swimring_kv_v1_kv_proto_rawDesc = "" +
 	"\fFetchRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"<\n" +
 	"\rFetchResponse\x12+\n" +
-	"\x05entry\x18\x01 \x01(\v2\x15.swimring.kv.v1.EntryR\x05entry\"-\n" +
-	"\vPullRequest\x12\x1e\n" +
-	"\n" +
-	"partitions\x18\x01 \x03(\rR\n" +
-	"partitions\"8\n" +
-	"\x05Batch\x12/\n" +
-	"\aentries\x18\x01 \x03(\v2\x15.swimring.kv.v1.EntryR\aentries2\xc6\x02\n" +
+	"\x05entry\x18\x01 \x01(\v2\x15.swimring.kv.v1.EntryR\x05entry2\xc6\x02\n" +
 	"\x02KV\x12K\n" +
 	"\x03Put\x12\x1a.swimring.kv.v1.PutRequest\x1a\x1b.swimring.kv.v1.PutResponse\"\v\x92\xa1\x19\a\n" +
 	"\x03key\x10\x01\x12K\n" +
@@ -882,11 +788,10 @@ const file_swimring_kv_v1_kv_proto_rawDesc = "" +
 	"\x06Delete\x12\x1d.swimring.kv.v1.DeleteRequest\x1a\x1e.swimring.kv.v1.DeleteResponse\"\v\x92\xa1\x19\a\n" +
 	"\x03key\x10\x01\x12P\n" +
 	"\x05Watch\x12\x1c.swimring.kv.v1.WatchRequest\x1a\x1a.swimring.kv.v1.WatchEvent\"\v\x92\xa1\x19\a\n" +
-	"\x03key\x10\x010\x012\xd5\x01\n" +
+	"\x03key\x10\x010\x012\x97\x01\n" +
 	"\tKVReplica\x12D\n" +
 	"\x05Apply\x12\x1c.swimring.kv.v1.ApplyRequest\x1a\x1d.swimring.kv.v1.ApplyResponse\x12D\n" +
-	"\x05Fetch\x12\x1c.swimring.kv.v1.FetchRequest\x1a\x1d.swimring.kv.v1.FetchResponse\x12<\n" +
-	"\x04Pull\x12\x1b.swimring.kv.v1.PullRequest\x1a\x15.swimring.kv.v1.Batch0\x01B8Z6github.com/swimring/swimring/proto/swimring/kv/v1;kvv1b\x06proto3"
+	"\x05Fetch\x12\x1c.swimring.kv.v1.FetchRequest\x1a\x1d.swimring.kv.v1.FetchResponseB8Z6github.com/swimring/swimring/proto/swimring/kv/v1;kvv1b\x06proto3"
 
 var (
 	file_swimring_kv_v1_kv_proto_rawDescOnce sync.Once
@@ -900,7 +805,7 @@ func file_swimring_kv_v1_kv_proto_rawDescGZIP() []byte {
 	return file_swimring_kv_v1_kv_proto_rawDescData
 }
 
-var file_swimring_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_swimring_kv_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_swimring_kv_v1_kv_proto_goTypes = []any{
 	(*Version)(nil),        // 0: swimring.kv.v1.Version
 	(*PutRequest)(nil),     // 1: swimring.kv.v1.PutRequest
@@ -916,8 +821,6 @@ var file_swimring_kv_v1_kv_proto_goTypes = []any{
 	(*ApplyResponse)(nil),  // 11: swimring.kv.v1.ApplyResponse
 	(*FetchRequest)(nil),   // 12: swimring.kv.v1.FetchRequest
 	(*FetchResponse)(nil),  // 13: swimring.kv.v1.FetchResponse
-	(*PullRequest)(nil),    // 14: swimring.kv.v1.PullRequest
-	(*Batch)(nil),          // 15: swimring.kv.v1.Batch
 }
 var file_swimring_kv_v1_kv_proto_depIdxs = []int32{
 	0,  // 0: swimring.kv.v1.PutResponse.version:type_name -> swimring.kv.v1.Version
@@ -927,26 +830,23 @@ var file_swimring_kv_v1_kv_proto_depIdxs = []int32{
 	0,  // 4: swimring.kv.v1.Entry.version:type_name -> swimring.kv.v1.Version
 	9,  // 5: swimring.kv.v1.ApplyRequest.entries:type_name -> swimring.kv.v1.Entry
 	9,  // 6: swimring.kv.v1.FetchResponse.entry:type_name -> swimring.kv.v1.Entry
-	9,  // 7: swimring.kv.v1.Batch.entries:type_name -> swimring.kv.v1.Entry
-	1,  // 8: swimring.kv.v1.KV.Put:input_type -> swimring.kv.v1.PutRequest
-	3,  // 9: swimring.kv.v1.KV.Get:input_type -> swimring.kv.v1.GetRequest
-	5,  // 10: swimring.kv.v1.KV.Delete:input_type -> swimring.kv.v1.DeleteRequest
-	7,  // 11: swimring.kv.v1.KV.Watch:input_type -> swimring.kv.v1.WatchRequest
-	10, // 12: swimring.kv.v1.KVReplica.Apply:input_type -> swimring.kv.v1.ApplyRequest
-	12, // 13: swimring.kv.v1.KVReplica.Fetch:input_type -> swimring.kv.v1.FetchRequest
-	14, // 14: swimring.kv.v1.KVReplica.Pull:input_type -> swimring.kv.v1.PullRequest
-	2,  // 15: swimring.kv.v1.KV.Put:output_type -> swimring.kv.v1.PutResponse
-	4,  // 16: swimring.kv.v1.KV.Get:output_type -> swimring.kv.v1.GetResponse
-	6,  // 17: swimring.kv.v1.KV.Delete:output_type -> swimring.kv.v1.DeleteResponse
-	8,  // 18: swimring.kv.v1.KV.Watch:output_type -> swimring.kv.v1.WatchEvent
-	11, // 19: swimring.kv.v1.KVReplica.Apply:output_type -> swimring.kv.v1.ApplyResponse
-	13, // 20: swimring.kv.v1.KVReplica.Fetch:output_type -> swimring.kv.v1.FetchResponse
-	15, // 21: swimring.kv.v1.KVReplica.Pull:output_type -> swimring.kv.v1.Batch
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	1,  // 7: swimring.kv.v1.KV.Put:input_type -> swimring.kv.v1.PutRequest
+	3,  // 8: swimring.kv.v1.KV.Get:input_type -> swimring.kv.v1.GetRequest
+	5,  // 9: swimring.kv.v1.KV.Delete:input_type -> swimring.kv.v1.DeleteRequest
+	7,  // 10: swimring.kv.v1.KV.Watch:input_type -> swimring.kv.v1.WatchRequest
+	10, // 11: swimring.kv.v1.KVReplica.Apply:input_type -> swimring.kv.v1.ApplyRequest
+	12, // 12: swimring.kv.v1.KVReplica.Fetch:input_type -> swimring.kv.v1.FetchRequest
+	2,  // 13: swimring.kv.v1.KV.Put:output_type -> swimring.kv.v1.PutResponse
+	4,  // 14: swimring.kv.v1.KV.Get:output_type -> swimring.kv.v1.GetResponse
+	6,  // 15: swimring.kv.v1.KV.Delete:output_type -> swimring.kv.v1.DeleteResponse
+	8,  // 16: swimring.kv.v1.KV.Watch:output_type -> swimring.kv.v1.WatchEvent
+	11, // 17: swimring.kv.v1.KVReplica.Apply:output_type -> swimring.kv.v1.ApplyResponse
+	13, // 18: swimring.kv.v1.KVReplica.Fetch:output_type -> swimring.kv.v1.FetchResponse
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_swimring_kv_v1_kv_proto_init() }
@@ -960,7 +860,7 @@ func file_swimring_kv_v1_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_swimring_kv_v1_kv_proto_rawDesc), len(file_swimring_kv_v1_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

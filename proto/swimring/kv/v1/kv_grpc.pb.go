@@ -267,25 +267,20 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 const (
 	KVReplica_Apply_FullMethodName = "/swimring.kv.v1.KVReplica/Apply"
 	KVReplica_Fetch_FullMethodName = "/swimring.kv.v1.KVReplica/Fetch"
-	KVReplica_Pull_FullMethodName  = "/swimring.kv.v1.KVReplica/Pull"
 )
 
 // KVReplicaClient is the client API for KVReplica service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// KVReplica is the internal node-to-node service: replication, read repair and hand-off.
+// KVReplica is the internal node-to-node service: replication and read repair.
 // It has no route option on purpose: its calls must reach the exact node called.
 type KVReplicaClient interface {
 	// Apply stores every entry that is newer than what the node holds (the others are
-	// ignored). It is the one write path between nodes: replication, read repair and
-	// hand-off pushes all use it.
+	// ignored). It is the one write path between nodes for replication and read repair.
 	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResponse, error)
 	// Fetch returns the node's entry for key, tombstones included.
 	Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (*FetchResponse, error)
-	// Pull streams, in batches, every entry the node holds in the given partitions: a node
-	// that gains partitions pulls them from their previous replicas.
-	Pull(ctx context.Context, in *PullRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Batch], error)
 }
 
 type kVReplicaClient struct {
@@ -316,41 +311,18 @@ func (c *kVReplicaClient) Fetch(ctx context.Context, in *FetchRequest, opts ...g
 	return out, nil
 }
 
-func (c *kVReplicaClient) Pull(ctx context.Context, in *PullRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Batch], error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &KVReplica_ServiceDesc.Streams[0], KVReplica_Pull_FullMethodName, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	x := &grpc.GenericClientStream[PullRequest, Batch]{ClientStream: stream}
-	if err := x.ClientStream.SendMsg(in); err != nil {
-		return nil, err
-	}
-	if err := x.ClientStream.CloseSend(); err != nil {
-		return nil, err
-	}
-	return x, nil
-}
-
-// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type KVReplica_PullClient = grpc.ServerStreamingClient[Batch]
-
 // KVReplicaServer is the server API for KVReplica service.
 // All implementations must embed UnimplementedKVReplicaServer
 // for forward compatibility.
 //
-// KVReplica is the internal node-to-node service: replication, read repair and hand-off.
+// KVReplica is the internal node-to-node service: replication and read repair.
 // It has no route option on purpose: its calls must reach the exact node called.
 type KVReplicaServer interface {
 	// Apply stores every entry that is newer than what the node holds (the others are
-	// ignored). It is the one write path between nodes: replication, read repair and
-	// hand-off pushes all use it.
+	// ignored). It is the one write path between nodes for replication and read repair.
 	Apply(context.Context, *ApplyRequest) (*ApplyResponse, error)
 	// Fetch returns the node's entry for key, tombstones included.
 	Fetch(context.Context, *FetchRequest) (*FetchResponse, error)
-	// Pull streams, in batches, every entry the node holds in the given partitions: a node
-	// that gains partitions pulls them from their previous replicas.
-	Pull(*PullRequest, grpc.ServerStreamingServer[Batch]) error
 	mustEmbedUnimplementedKVReplicaServer()
 }
 
@@ -366,9 +338,6 @@ func (UnimplementedKVReplicaServer) Apply(context.Context, *ApplyRequest) (*Appl
 }
 func (UnimplementedKVReplicaServer) Fetch(context.Context, *FetchRequest) (*FetchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Fetch not implemented")
-}
-func (UnimplementedKVReplicaServer) Pull(*PullRequest, grpc.ServerStreamingServer[Batch]) error {
-	return status.Error(codes.Unimplemented, "method Pull not implemented")
 }
 func (UnimplementedKVReplicaServer) mustEmbedUnimplementedKVReplicaServer() {}
 func (UnimplementedKVReplicaServer) testEmbeddedByValue()                   {}
@@ -427,17 +396,6 @@ func _KVReplica_Fetch_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
-func _KVReplica_Pull_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(PullRequest)
-	if err := stream.RecvMsg(m); err != nil {
-		return err
-	}
-	return srv.(KVReplicaServer).Pull(m, &grpc.GenericServerStream[PullRequest, Batch]{ServerStream: stream})
-}
-
-// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type KVReplica_PullServer = grpc.ServerStreamingServer[Batch]
-
 // KVReplica_ServiceDesc is the grpc.ServiceDesc for KVReplica service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -454,12 +412,6 @@ var KVReplica_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _KVReplica_Fetch_Handler,
 		},
 	},
-	Streams: []grpc.StreamDesc{
-		{
-			StreamName:    "Pull",
-			Handler:       _KVReplica_Pull_Handler,
-			ServerStreams: true,
-		},
-	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "swimring/kv/v1/kv.proto",
 }
