@@ -156,7 +156,8 @@ func (n *Node) MetricsAddr() string {
 	return n.metricsLis.Addr().String()
 }
 
-// startMetricsServer binds Config.MetricsAddr and serves /metrics on it.
+// startMetricsServer binds Config.MetricsAddr and serves /metrics and the dashboard
+// (dashboard.go: /, /events, /api/state) on it.
 func (n *Node) startMetricsServer() error {
 	if n.cfg.MetricsAddr == "" {
 		return nil
@@ -167,8 +168,14 @@ func (n *Node) startMetricsServer() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", n.MetricsHandler())
+	newDashboard(n).mount(mux)
 	n.metricsLis = lis
-	n.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Every request's context ends when Shutdown begins: the dashboard's event streams
+	// never go idle by themselves, and Shutdown waits for idle connections.
+	base, cancel := context.WithCancel(context.Background())
+	n.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return base }}
+	n.metricsSrv.RegisterOnShutdown(cancel)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

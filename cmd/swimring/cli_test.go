@@ -4,7 +4,6 @@ package main
 // the binary built once in TestMain.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,8 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -444,117 +441,6 @@ func TestCLIBadInput(t *testing.T) {
 		if d := time.Since(start); d > 10*time.Second {
 			t.Errorf("swimring %s took %v", strings.Join(tc.args, " "), d)
 		}
-	}
-}
-
-// TestCLIDemo runs the demo, checks its table against the cluster it started, stops
-// it with SIGTERM and checks that it and its nodes exit 0.
-func TestCLIDemo(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, cliBin, "demo", "--nodes", "3", "--duration", "60s")
-	cmd.Env = cliEnv()
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	t.Cleanup(func() {
-		// Safety net: the demo and its nodes never outlive the test.
-		_ = cmd.Process.Kill()
-		for _, pid := range pids {
-			if p, err := os.FindProcess(pid); err == nil && p.Signal(syscall.Signal(0)) == nil {
-				_ = p.Kill()
-			}
-		}
-	})
-
-	lines := make(chan string, 100)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	var all []string
-	readUntil := func(prefix string) {
-		t.Helper()
-		timeout := time.After(60 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("demo output ended before %q:\n%s\nstderr: %s", prefix, strings.Join(all, "\n"), errb.String())
-				}
-				all = append(all, l)
-				if strings.HasPrefix(l, prefix) {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("no %q in the demo's output within 60 s:\n%s\nstderr: %s", prefix, strings.Join(all, "\n"), errb.String())
-			}
-		}
-	}
-	readUntil("Ctrl-C stops the cluster")
-
-	row := regexp.MustCompile(`^(node-\d+)\s+(\d+)\s+(127\.0\.0\.1:\d+)\s+(127\.0\.0\.1:\d+)\s+http://(127\.0\.0\.1:\d+)/metrics$`)
-	var header bool
-	grpcAddrs := map[string]string{}
-	for _, l := range all {
-		if regexp.MustCompile(`^ID\s+PID\s+GRPC\s+GOSSIP\s+METRICS$`).MatchString(l) {
-			header = true
-		}
-		if m := row.FindStringSubmatch(l); m != nil {
-			pid, _ := strconv.Atoi(m[2])
-			pids = append(pids, pid)
-			grpcAddrs[m[1]] = m[3]
-		}
-	}
-	text := strings.Join(all, "\n")
-	if !header || len(grpcAddrs) != 3 {
-		t.Fatalf("demo table: header %v, rows %v:\n%s", header, grpcAddrs, text)
-	}
-	for _, want := range []string{"members --addr " + grpcAddrs["node-1"], "kv put hello world", "kill -9 ", "checksums --addr", "node logs: "} {
-		if !strings.Contains(text, want) {
-			t.Errorf("demo next steps lack %q:\n%s", want, text)
-		}
-	}
-	// The table tells the truth: the nodes form one cluster.
-	cliEventually(t, 20*time.Second, "the demo's nodes agree on a 3-member ring", func() (bool, string) {
-		var c checksumsJSON
-		cliJSON(t, &c, "checksums", "--addr", grpcAddrs["node-2"])
-		return c.Agree && len(c.Groups) == 1 && c.Groups[0].RingSize == 3 && len(c.Groups[0].Nodes) == 3, c.Summary
-	})
-
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	for l := range lines {
-		all = append(all, l)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("demo: %v\n%s\nstderr: %s", err, strings.Join(all, "\n"), errb.String())
-	}
-	text = strings.Join(all, "\n")
-	for _, id := range []string{"node-1", "node-2", "node-3"} {
-		if !strings.Contains(text, id+" stopped (exit 0)") {
-			t.Errorf("demo did not report %s stopped cleanly:\n%s", id, text)
-		}
-	}
-	for _, pid := range pids {
-		if p, err := os.FindProcess(pid); err == nil && p.Signal(syscall.Signal(0)) == nil {
-			t.Errorf("node pid %d still running after the demo exited", pid)
-		}
-	}
-	if errb.String() != "" {
-		t.Errorf("demo stderr: %s", errb.String())
 	}
 }
 

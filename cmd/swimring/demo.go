@@ -1,17 +1,24 @@
 package main
 
 // swimring demo: a local cluster of kv nodes, one process each (this executable's
-// node command), with the commands to try next.
+// node command), gossip encrypted with a fresh key, a live dashboard on every node,
+// optional load, and tick-cluster style controls: typed commands when stdin is a
+// terminal, or a --script. The commands are in demo_cmds.go, the network (loopback,
+// or one network namespace per node so that partitions work) in demo_net*.go.
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,11 +27,25 @@ import (
 )
 
 func init() {
-	register(command{name: "demo", summary: "run a local cluster of kv nodes, one process each, until Ctrl-C", run: runDemo})
+	register(command{name: "demo", summary: "run a local cluster of kv nodes with a live dashboard and chaos controls", run: runDemo})
 }
 
-// maxDemoNodes bounds --nodes: each node is a process with a few goroutines per peer.
+// maxDemoNodes bounds the node numbers: each node is a process with a few goroutines
+// per peer.
 const maxDemoNodes = 64
+
+// Defaults of the demo.
+const (
+	defaultDemoNodes    = 5
+	defaultDemoLoadRate = 200
+	// demoLoadConcurrency is the load's workers: enough for the rate, few enough for
+	// a laptop.
+	demoLoadConcurrency = 4
+	// demoConvergeTimeout is how long "converge" waits by default.
+	demoConvergeTimeout = 30 * time.Second
+	// demoAskTimeout bounds each admin call the demo makes itself.
+	demoAskTimeout = 2 * time.Second
+)
 
 type demoFlags struct {
 	nodes        int
@@ -32,12 +53,18 @@ type demoFlags struct {
 	startTimeout time.Duration
 	stopTimeout  time.Duration
 	verbose      bool
-	keep         bool
+	keepLogs     bool
+	load         bool
+	loadRate     float64
+	script       string
+	netns        string // auto, on, off
 }
 
-// demoChild is one node process of the demo.
+// demoChild is one boot of a node of the demo.
 type demoChild struct {
+	num     int // node-<num>
 	id      string
+	boot    int // 0, then 1, 2... for restarts
 	cmd     *exec.Cmd
 	log     string // its log file ("" with --verbose)
 	ready   string // its --ready-file
@@ -45,7 +72,9 @@ type demoChild struct {
 	exited  chan struct{} // closed once Wait returned
 	waitErr error         // Wait's result, valid once exited is closed
 	logFile *os.File
-	stopped bool // the demo asked it to stop
+	// Set under demo.mu:
+	stopped bool // the demo is stopping it at exit: no exit report
+	paused  bool // SIGSTOPped and not yet resumed
 }
 
 func (c *demoChild) hasExited() bool {
@@ -65,29 +94,62 @@ func (c *demoChild) exitText() string {
 	return c.waitErr.Error()
 }
 
+// demoSlot is node-<num> across its boots: its addresses are kept so that a restart
+// comes back where it was (and the dashboard URL stays the same). cur, the
+// addresses and resume are under demo.mu; num and ns never change.
+type demoSlot struct {
+	num                int
+	cur                *demoChild
+	grpc, gossip, http string      // bind addresses of the last boot ("" before the first)
+	hostGRPC, hostHTTP string      // what the user and the demo dial (proxies in netns mode)
+	ns                 string      // its network namespace ("" on loopback)
+	resume             *time.Timer // the end of a timed pause
+}
+
 // demo is a running demo cluster.
 type demo struct {
-	e        *env
-	f        demoFlags
-	exe      string
-	dir      string
-	children []*demoChild
-	mu       sync.Mutex // serialises output from the exit watchers
+	e       *env
+	f       demoFlags
+	exe     string
+	dir     string
+	keyFile string
+	net     demoNet
+	began   time.Time
+
+	// mu protects slots and the children's stopped and paused flags; outMu
+	// serialises output lines.
+	mu    sync.Mutex
+	slots []*demoSlot // index num-1
+	outMu sync.Mutex
+
+	failed []string // script steps that failed (only the command loop touches it)
+	loadWG sync.WaitGroup
 }
 
 func runDemo(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("demo", e)
 	var f demoFlags
-	fs.IntVar(&f.nodes, "nodes", 3, "number of nodes")
-	fs.DurationVar(&f.duration, "duration", 0, "stop by itself after this long (0: run until Ctrl-C)")
-	fs.DurationVar(&f.startTimeout, "start-timeout", 30*time.Second, "give up if the nodes are not all ready within this long")
+	fs.IntVar(&f.nodes, "nodes", defaultDemoNodes, "number of nodes to start")
+	fs.DurationVar(&f.duration, "duration", 0, "stop by itself after this long (0: run until Ctrl-C or quit)")
+	fs.DurationVar(&f.startTimeout, "start-timeout", 30*time.Second, "give up if a node is not ready within this long")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", 15*time.Second, "how long each node may take to stop gracefully before it is killed")
 	fs.BoolVar(&f.verbose, "verbose", false, "show the nodes' logs on stderr instead of writing them to files")
-	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (logs, ready files) at the end")
+	fs.BoolVar(&f.keepLogs, "keep-logs", false, "keep the node logs (the temporary directory) at the end")
+	fs.BoolVar(&f.keepLogs, "keep", false, "same as --keep-logs")
+	fs.BoolVar(&f.load, "load", false, "run the load generator (kv puts and gets over every node) while the demo runs")
+	fs.Float64Var(&f.loadRate, "load-rate", defaultDemoLoadRate, "calls per second of --load")
+	fs.StringVar(&f.script, "script", "", "commands to run, separated by ';' (see below), e.g. \"kill 2; wait 5s; restart 2\"")
+	fs.StringVar(&f.netns, "netns", "auto", "one network namespace per node, so that partition works: on, off, or auto (on when root with ip and iptables)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: swimring demo [flags]")
-		fmt.Fprintln(fs.Output(), "Starts a local cluster of kv nodes (swimring node --preset local), prints where they are")
-		fmt.Fprintln(fs.Output(), "and what to try, and stops them gracefully on Ctrl-C.")
+		w := fs.Output()
+		fmt.Fprintln(w, "usage: swimring demo [flags]")
+		fmt.Fprintln(w, "Starts a local cluster of kv nodes (swimring node --preset local, gossip encrypted with a")
+		fmt.Fprintln(w, "fresh key), prints each node's dashboard URL and commands to try, and runs commands typed")
+		fmt.Fprintln(w, "on the terminal or given with --script. Ctrl-C (or --duration, or quit) stops every node")
+		fmt.Fprintln(w, "and removes every temporary file.")
+		fmt.Fprintln(w)
+		fmt.Fprint(w, demoHelp)
+		fmt.Fprintln(w)
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -102,6 +164,14 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return usagef("--duration must not be negative")
 	case f.startTimeout <= 0 || f.stopTimeout <= 0:
 		return usagef("--start-timeout and --stop-timeout must be positive")
+	case !(f.loadRate > 0):
+		return usagef("--load-rate must be positive")
+	case f.netns != "auto" && f.netns != "on" && f.netns != "off":
+		return usagef("--netns must be on, off or auto, got %q", f.netns)
+	}
+	script, err := parseScript(f.script)
+	if err != nil {
+		return usageError{"--script: " + err.Error()}
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -111,22 +181,11 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	d := &demo{e: e, f: f, exe: exe, dir: dir}
-
-	err = d.start(ctx)
+	d := &demo{e: e, f: f, exe: exe, dir: dir, began: time.Now()}
+	err = d.run(ctx, script)
 	switch {
-	case err == nil:
-		d.printCluster()
-		d.wait(ctx)
-	case errors.Is(err, context.Canceled):
-		err = nil // interrupted while starting: the user asked for it
-	}
-	if serr := d.stop(); err == nil {
-		err = serr
-	}
-	switch {
-	case f.keep || err != nil && !f.verbose:
-		fmt.Fprintf(e.stderr, "swimring demo: logs and ready files kept in %s\n", dir)
+	case f.keepLogs || err != nil && !f.verbose:
+		fmt.Fprintf(e.stderr, "swimring demo: logs kept in %s\n", dir)
 	default:
 		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
 			err = fmt.Errorf("removing %s: %w", dir, rerr)
@@ -135,49 +194,200 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	return err
 }
 
-// start starts the first node, then the others seeded with its gossip address, and
-// waits until every one wrote its ready file.
-func (d *demo) start(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, d.f.startTimeout)
-	defer cancel()
-	first, err := d.startChild("node-1", "")
-	if err != nil {
+// run starts the cluster, runs the commands until the end, and stops everything.
+func (d *demo) run(ctx context.Context, script []demoCmd) error {
+	var err error
+	if d.net, err = newDemoNet(d.f.netns, d); err != nil {
 		return err
 	}
-	if err := d.waitReady(ctx, []*demoChild{first}); err != nil {
-		return err
-	}
-	var rest []*demoChild
-	for i := 2; i <= d.f.nodes; i++ {
-		c, err := d.startChild(fmt.Sprintf("node-%d", i), first.info.GossipAddr)
-		if err != nil {
-			return err
+	defer func() {
+		if cerr := d.net.close(); cerr != nil {
+			fmt.Fprintf(d.e.stderr, "swimring demo: cleaning up the network: %v\n", cerr)
 		}
-		rest = append(rest, c)
-	}
-	if err := d.waitReady(ctx, rest); err != nil {
+	}()
+	if d.keyFile, err = writeDemoKey(d.dir); err != nil {
 		return err
 	}
-	for _, c := range d.children {
-		go d.watchExit(c)
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+
+	err = d.startAll(ctx)
+	if err == nil {
+		// Ready means joined, not yet agreed: the first commands (and the dashboard)
+		// are clearer on a settled cluster.
+		err = d.settle(ctx)
 	}
-	return nil
+	switch {
+	case err == nil:
+		d.printCluster()
+		if d.f.load {
+			d.startLoad(loadCtx)
+		}
+		d.loop(ctx, script)
+	case errors.Is(err, context.Canceled):
+		err = nil // interrupted while starting: the user asked for it
+	}
+	stopLoad()
+	d.loadWG.Wait()
+	if serr := d.stop(); err == nil {
+		err = serr
+	}
+	if err == nil && len(d.failed) > 0 {
+		err = fmt.Errorf("%s failed: %s", plural(len(d.failed), "command"), strings.Join(d.failed, "; "))
+	}
+	return err
 }
 
-// startChild starts one node process.
-func (d *demo) startChild(id, seed string) (*demoChild, error) {
-	c := &demoChild{id: id, ready: filepath.Join(d.dir, id+".json"), exited: make(chan struct{})}
-	args := []string{"node", "--id", id, "--preset", "local",
-		"--grpc", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
-		"--ready-file", c.ready}
-	if seed != "" {
-		args = append(args, "--seeds", seed)
+// settle waits until the new cluster's rings agree.
+func (d *demo) settle(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, d.f.startTimeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, why, _, _ := d.agreed(ctx)
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("the nodes' rings did not agree within %v: %s%s", d.f.startTimeout, why, d.seeLog(nil))
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
 	}
-	c.cmd = exec.Command(d.exe, args...)
+}
+
+// writeDemoKey writes a fresh random AES-256 gossip key to dir (removed with it).
+func writeDemoKey(dir string) (string, error) {
+	var k [32]byte
+	_, _ = rand.Read(k[:]) // never fails
+	path := filepath.Join(dir, "gossip.key")
+	data := "# swimring demo: a fresh gossip key for this run\n" + base64.StdEncoding.EncodeToString(k[:]) + "\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// logf prints one timestamped line.
+func (d *demo) logf(format string, args ...any) {
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	fmt.Fprintf(d.e.stdout, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// println prints lines as they are.
+func (d *demo) print(s string) {
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
+	fmt.Fprint(d.e.stdout, s)
+}
+
+// startAll starts node-1, then the others seeded with its gossip address.
+func (d *demo) startAll(ctx context.Context) error {
+	if _, err := d.startNode(ctx, 1); err != nil {
+		return err
+	}
+	// The rest in parallel: they all join node-1.
+	errs := make([]error, d.f.nodes+1)
+	var wg sync.WaitGroup
+	for num := 2; num <= d.f.nodes; num++ {
+		wg.Go(func() { _, errs[num] = d.startNode(ctx, num) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// slot returns node-<num>'s slot, making it (and its network) if needed.
+func (d *demo) slot(num int) (*demoSlot, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for len(d.slots) < num {
+		d.slots = append(d.slots, nil)
+	}
+	if s := d.slots[num-1]; s != nil {
+		return s, nil
+	}
+	s := &demoSlot{num: num}
+	if err := d.net.addNode(s); err != nil {
+		return nil, err
+	}
+	d.slots[num-1] = s
+	return s, nil
+}
+
+// seeds are the gossip addresses of the running nodes other than num.
+func (d *demo) seeds(num int) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, s := range d.slots {
+		if s != nil && s.num != num && s.cur != nil && !s.cur.hasExited() && s.cur.info.GossipAddr != "" {
+			out = append(out, s.cur.info.GossipAddr)
+		}
+	}
+	return out
+}
+
+// startNode starts node-<num> (again) and waits until it is ready. A restart binds
+// the addresses of its previous boot; if they are taken, fresh ones.
+func (d *demo) startNode(ctx context.Context, num int) (*demoChild, error) {
+	s, err := d.slot(num)
+	if err != nil {
+		return nil, err
+	}
+	seeds := d.seeds(num)
+	d.mu.Lock()
+	rebind := s.grpc != ""
+	d.mu.Unlock()
+	c, err := d.spawn(ctx, s, seeds, false)
+	if err != nil && rebind && ctx.Err() == nil {
+		d.logf("node-%d: its previous addresses are taken (%v): starting on fresh ports", num, err)
+		c, err = d.spawn(ctx, s, seeds, true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	s.grpc, s.gossip, s.http = c.info.GRPCAddr, c.info.GossipAddr, c.info.MetricsAddr
+	d.net.nodeReady(s)
+	d.mu.Unlock()
+	go d.watchExit(c)
+	return c, nil
+}
+
+// spawn starts one boot of s and waits for its ready file.
+func (d *demo) spawn(ctx context.Context, s *demoSlot, seeds []string, fresh bool) (*demoChild, error) {
+	host := d.net.host(s)
+	grpcAddr, gossipAddr, httpAddr := net.JoinHostPort(host, "0"), net.JoinHostPort(host, "0"), net.JoinHostPort(host, "0")
+	d.mu.Lock()
+	if s.grpc != "" && !fresh {
+		grpcAddr, gossipAddr, httpAddr = s.grpc, s.gossip, s.http
+	}
+	boot := 0
+	if s.cur != nil {
+		boot = s.cur.boot + 1
+	}
+	d.mu.Unlock()
+	id := fmt.Sprintf("node-%d", s.num)
+	name := id
+	if boot > 0 {
+		name = fmt.Sprintf("%s.%d", id, boot)
+	}
+	c := &demoChild{num: s.num, id: id, boot: boot, ready: filepath.Join(d.dir, name+".json"), exited: make(chan struct{})}
+	args := []string{"node", "--id", id, "--preset", "local", "--key-file", d.keyFile,
+		"--grpc", grpcAddr, "--gossip", gossipAddr, "--metrics", httpAddr, "--ready-file", c.ready}
+	if len(seeds) > 0 {
+		args = append(args, "--seeds", strings.Join(seeds, ","))
+	}
+	c.cmd = d.net.command(s, d.exe, args)
 	if d.f.verbose {
 		c.cmd.Stdout, c.cmd.Stderr = d.e.stderr, d.e.stderr
 	} else {
-		c.log = filepath.Join(d.dir, id+".log")
+		c.log = filepath.Join(d.dir, name+".log")
 		lf, err := os.Create(c.log)
 		if err != nil {
 			return nil, err
@@ -192,7 +402,6 @@ func (d *demo) startChild(id, seed string) (*demoChild, error) {
 		}
 		return nil, fmt.Errorf("starting %s: %w", id, err)
 	}
-	d.children = append(d.children, c)
 	go func() {
 		c.waitErr = c.cmd.Wait()
 		if c.logFile != nil {
@@ -200,38 +409,40 @@ func (d *demo) startChild(id, seed string) (*demoChild, error) {
 		}
 		close(c.exited)
 	}()
+	d.mu.Lock()
+	s.cur = c
+	d.mu.Unlock()
+	if err := d.waitReady(ctx, c); err != nil {
+		if !c.hasExited() {
+			_ = c.cmd.Process.Kill()
+		}
+		<-c.exited
+		return nil, err
+	}
 	return c, nil
 }
 
-// waitReady polls the children's ready files until all are there, one exits, or ctx
-// ends.
-func (d *demo) waitReady(ctx context.Context, cs []*demoChild) error {
+// waitReady polls the child's ready file until it is there, the child exits, or
+// ctx or --start-timeout ends.
+func (d *demo) waitReady(ctx context.Context, c *demoChild) error {
+	ctx, cancel := context.WithTimeout(ctx, d.f.startTimeout)
+	defer cancel()
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		pending := 0
-		for _, c := range cs {
-			if c.info.GRPCAddr != "" {
-				continue
-			}
-			if c.hasExited() {
-				return fmt.Errorf("%s exited before it was ready (%s)%s", c.id, c.exitText(), d.seeLog(c))
-			}
-			if data, err := os.ReadFile(c.ready); err == nil {
-				if err := json.Unmarshal(data, &c.info); err != nil {
-					return fmt.Errorf("%s: bad ready file %s: %v", c.id, c.ready, err)
-				}
-				continue
-			}
-			pending++
+		if c.hasExited() {
+			return fmt.Errorf("%s exited before it was ready (%s)%s", c.id, c.exitText(), d.logTail(c))
 		}
-		if pending == 0 {
+		if data, err := os.ReadFile(c.ready); err == nil {
+			if err := json.Unmarshal(data, &c.info); err != nil {
+				return fmt.Errorf("%s: bad ready file %s: %v", c.id, c.ready, err)
+			}
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("%d of %d nodes not ready within %v%s", pending, len(cs), d.f.startTimeout, d.seeLog(nil))
+				return fmt.Errorf("%s not ready within %v%s", c.id, d.f.startTimeout, d.seeLog(c))
 			}
 			return ctx.Err()
 		case <-tick.C:
@@ -249,13 +460,28 @@ func (d *demo) seeLog(c *demoChild) string {
 	return "; see " + c.log
 }
 
-// watchExit reports a node that exits while the demo runs (kill -9, admin leave).
+// logTail is the last line of a child's log, to say why it failed.
+func (d *demo) logTail(c *demoChild) string {
+	if c.log == "" {
+		return ""
+	}
+	data, err := os.ReadFile(c.log)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	return ": " + lines[len(lines)-1]
+}
+
+// watchExit reports a node that exits while the demo runs (kill, leave, crash).
 func (d *demo) watchExit(c *demoChild) {
 	<-c.exited
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !c.stopped {
-		fmt.Fprintf(d.e.stdout, "%s (pid %d) exited: %s\n", c.id, c.info.PID, c.exitText())
+	stopped := c.stopped
+	c.paused = false
+	d.mu.Unlock()
+	if !stopped {
+		d.logf("%s (pid %d) exited: %s", c.id, c.info.PID, c.exitText())
 	}
 }
 
@@ -268,40 +494,68 @@ func cliPrefix(exe, arg0 string) string {
 	return arg0
 }
 
+// demoNode is what the output shows of a node.
+type demoNode struct {
+	id                     string
+	pid                    int
+	grpc, gossip, httpAddr string // as the user reaches them
+}
+
+func (d *demo) nodes() []demoNode {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []demoNode
+	for _, s := range d.slots {
+		if s == nil || s.cur == nil || s.cur.hasExited() {
+			continue
+		}
+		out = append(out, demoNode{id: s.cur.id, pid: s.cur.info.PID, grpc: s.hostGRPC, gossip: s.cur.info.GossipAddr, httpAddr: s.hostHTTP})
+	}
+	return out
+}
+
 // printCluster prints the table of nodes and what to try next.
 func (d *demo) printCluster() {
-	w := d.e.stdout
-	fmt.Fprintf(w, "swimring demo: %d kv nodes running on 127.0.0.1 (gossip preset local)\n\n", len(d.children))
-	fmt.Fprint(w, demoTable(d.children))
+	var b strings.Builder
+	ns := d.nodes()
+	fmt.Fprintf(&b, "swimring demo: %d kv nodes, gossip encrypted with a fresh key; %s\n\n", len(ns), d.net.describe())
+	b.WriteString(demoTable(ns))
 	if d.f.verbose {
-		fmt.Fprintln(w, "\nnode logs: on stderr")
+		b.WriteString("\nnode logs: on stderr\n")
 	} else {
-		fmt.Fprintf(w, "\nnode logs: %s\n", filepath.Join(d.dir, "node-N.log"))
+		fmt.Fprintf(&b, "\nnode logs: %s\n", filepath.Join(d.dir, "node-N.log"))
+	}
+	if len(ns) > 0 {
+		fmt.Fprintf(&b, "\nDashboard (live, in any browser; every node serves one): http://%s/\n", ns[0].httpAddr)
 	}
 	arg0 := ""
 	if len(os.Args) > 0 {
 		arg0 = os.Args[0]
 	}
-	hasLoad := slices.ContainsFunc(commands, func(c command) bool { return c.name == "load" })
-	fmt.Fprint(w, nextSteps(cliPrefix(d.exe, arg0), d.children, hasLoad))
-	fmt.Fprintf(w, "\nCtrl-C stops the cluster")
-	if d.f.duration > 0 {
-		fmt.Fprintf(w, " (it stops by itself in %v)", d.f.duration)
+	b.WriteString(nextSteps(cliPrefix(d.exe, arg0), ns))
+	if d.f.load {
+		fmt.Fprintf(&b, "\nload: kv puts and gets at %v calls/s over every node\n", d.f.loadRate)
 	}
-	fmt.Fprintln(w, ".")
+	b.WriteString("\nCommands (type h for help): k N kill -9 · p N [DUR] pause · r N restart · l N leave · t N SIGTERM · a add · c checksums · q quit\n")
+	b.WriteString("Ctrl-C stops the cluster")
+	if d.f.duration > 0 {
+		fmt.Fprintf(&b, " (it stops by itself in %v)", d.f.duration)
+	}
+	b.WriteString(".\n")
+	d.print(b.String())
 }
 
-// demoTable is the table of nodes: id, pid, addresses.
-func demoTable(cs []*demoChild) string {
+// demoTable is the table of nodes: id, pid, addresses, dashboard.
+func demoTable(ns []demoNode) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPID\tGRPC\tGOSSIP\tMETRICS")
-	for _, c := range cs {
-		metrics := "-"
-		if c.info.MetricsAddr != "" {
-			metrics = "http://" + c.info.MetricsAddr + "/metrics"
+	fmt.Fprintln(tw, "ID\tPID\tGRPC\tGOSSIP\tDASHBOARD")
+	for _, n := range ns {
+		dash := "-"
+		if n.httpAddr != "" {
+			dash = "http://" + n.httpAddr + "/"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", c.id, c.info.PID, c.info.GRPCAddr, c.info.GossipAddr, metrics)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", n.id, n.pid, n.grpc, n.gossip, dash)
 	}
 	_ = tw.Flush()
 	return b.String()
@@ -311,12 +565,12 @@ func demoTable(cs []*demoChild) string {
 const maxAlignedStep = 72
 
 // nextSteps is the list of commands to try, ready to paste.
-func nextSteps(cli string, cs []*demoChild, hasLoad bool) string {
-	if len(cs) == 0 {
+func nextSteps(cli string, ns []demoNode) string {
+	if len(ns) == 0 {
 		return ""
 	}
-	first, last := cs[0], cs[len(cs)-1]
-	a, b := first.info.GRPCAddr, last.info.GRPCAddr
+	first, last := ns[0], ns[len(ns)-1]
+	a, b := first.grpc, last.grpc
 	var lines [][2]string
 	add := func(cmd, why string) { lines = append(lines, [2]string{cmd, why}) }
 	add(fmt.Sprintf("%s members --addr %s", cli, a), "who is in the cluster")
@@ -324,19 +578,15 @@ func nextSteps(cli string, cs []*demoChild, hasLoad bool) string {
 	add(fmt.Sprintf("%s kv get hello --addr %s", cli, b), "...read through another")
 	add(fmt.Sprintf("%s lookup hello --n 3 --addr %s", cli, a), "which nodes hold the key")
 	add(fmt.Sprintf("%s ring --addr %s", cli, a), "partitions per node, balance")
-	if hasLoad {
-		var all []string
-		for _, c := range cs {
-			all = append(all, c.info.GRPCAddr)
-		}
-		add(fmt.Sprintf("%s load --addrs %s --duration 10s", cli, strings.Join(all, ",")), "load that checks what it wrote (kill -9 a node meanwhile)")
-	}
-	if len(cs) > 1 {
-		add(fmt.Sprintf("kill -9 %d", last.info.PID), "chaos: its keys move to the others in seconds")
-	}
 	add(fmt.Sprintf("%s checksums --addr %s", cli, a), "do all rings agree?")
-	add(fmt.Sprintf("%s leave --addr %s", cli, b), "graceful leave: hand-off, then exit")
-	add(fmt.Sprintf("%s node --preset local --seeds %s", cli, first.info.GossipAddr), "add a node (another terminal)")
+	var all []string
+	for _, n := range ns {
+		all = append(all, n.grpc)
+	}
+	add(fmt.Sprintf("%s load --addrs %s --duration 10s", cli, strings.Join(all, ",")), "load that checks what it wrote")
+	add(fmt.Sprintf("grpcurl -plaintext %s list", a), "every node serves reflection")
+	add(fmt.Sprintf(`grpcurl -plaintext -d '{"key":"hello"}' %s swimring.kv.v1.KV/Get`, b), "a routed call, from any client")
+	add(fmt.Sprintf("grpcurl -plaintext %s swimring.admin.v1.AdminService/Stats", a), "the node's counters")
 	var sb strings.Builder
 	sb.WriteString("\nTry, in another terminal:\n")
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', 0)
@@ -355,30 +605,58 @@ func nextSteps(cli string, cs []*demoChild, hasLoad bool) string {
 	return sb.String()
 }
 
-// wait blocks until Ctrl-C/SIGTERM or --duration.
-func (d *demo) wait(ctx context.Context) {
-	var timeout <-chan time.Time
-	if d.f.duration > 0 {
-		t := time.NewTimer(d.f.duration)
-		defer t.Stop()
-		timeout = t.C
+// startLoad runs the load generator in this process until ctx ends, then prints a
+// one-line summary.
+func (d *demo) startLoad(ctx context.Context) {
+	var addrs []string
+	for _, n := range d.nodes() {
+		addrs = append(addrs, n.grpc)
 	}
-	select {
-	case <-ctx.Done():
-	case <-timeout:
+	dur := d.f.duration
+	if dur <= 0 {
+		dur = 365 * 24 * time.Hour // until ctx ends
 	}
+	args := []string{"--addrs", strings.Join(addrs, ","), "--duration", dur.String(), "--rate", strconv.FormatFloat(d.f.loadRate, 'f', -1, 64),
+		"--concurrency", strconv.Itoa(demoLoadConcurrency), "--verify=false", "--timeout", demoAskTimeout.String(), "--json"}
+	d.loadWG.Go(func() {
+		var out strings.Builder
+		var errb strings.Builder
+		err := runLoad(ctx, &env{stdout: &out, stderr: &errb}, args)
+		var rep LoadReport
+		if jerr := json.Unmarshal([]byte(out.String()), &rep); jerr != nil || len(rep.Runs) == 0 {
+			d.logf("load: %v %s", err, strings.TrimSpace(errb.String()))
+			return
+		}
+		r := rep.Runs[0]
+		d.logf("load: %d calls, %d ok, %d failed%s (p50 %s, p99 %s)", r.Calls, r.OK, r.Errors,
+			loadErrorCodes(r.ErrorsByCode), loadFmtMs(r.All.P50Ms), loadFmtMs(r.All.P99Ms))
+	})
 }
 
-// stop stops the nodes still running one at a time, last started first: SIGTERM,
-// then up to --stop-timeout for it to leave, hand its keys off and exit, then SIGKILL.
-// One at a time, because a node that leaves hands its keys to the others: stopping
-// them in turn keeps every key on a live node until the last one goes, as a rolling
-// shutdown of a real service would. A second Ctrl-C kills every node at once.
+func loadErrorCodes(m map[string]int64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	return " " + loadFmtCounts(m)
+}
+
+// stop stops the nodes still running one at a time, last started first: SIGCONT if
+// paused, SIGTERM, then up to --stop-timeout for it to leave, hand its keys off and
+// exit, then SIGKILL. One at a time, because a node that leaves hands its keys to
+// the others: stopping them in turn keeps every key on a live node until the last
+// one goes, as a rolling shutdown of a real service would. A second Ctrl-C kills
+// every node at once.
 func (d *demo) stop() error {
 	d.mu.Lock()
 	var live []*demoChild
-	for _, c := range d.children {
-		if !c.hasExited() {
+	for _, s := range d.slots {
+		if s == nil {
+			continue
+		}
+		if s.resume != nil {
+			s.resume.Stop()
+		}
+		if c := s.cur; c != nil && !c.hasExited() {
 			c.stopped = true
 			live = append(live, c)
 		}
@@ -389,11 +667,12 @@ func (d *demo) stop() error {
 	}
 	force, stopWatch := secondSignal()
 	defer stopWatch()
-	fmt.Fprintf(d.e.stdout, "stopping %d nodes, one at a time...\n", len(live))
+	d.logf("stopping %d nodes, one at a time...", len(live))
 	var killed, bad []string
 	forced := false
 	for i := len(live) - 1; i >= 0; i-- {
 		c := live[i]
+		_ = c.cmd.Process.Signal(syscall.SIGCONT) // a paused node cannot handle SIGTERM
 		if forced {
 			_ = c.cmd.Process.Kill()
 		} else if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
@@ -406,13 +685,13 @@ func (d *demo) stop() error {
 			_ = c.cmd.Process.Kill()
 			killed = append(killed, c.id)
 		case <-force:
-			fmt.Fprintln(d.e.stdout, "second signal: killing the nodes")
+			d.logf("second signal: killing the nodes")
 			forced, force = true, nil
 			_ = c.cmd.Process.Kill()
 		}
 		t.Stop()
 		<-c.exited
-		fmt.Fprintf(d.e.stdout, "%s stopped (%s)\n", c.id, c.exitText())
+		d.logf("%s stopped (%s)", c.id, c.exitText())
 		if c.waitErr != nil && !forced && !slices.Contains(killed, c.id) {
 			bad = append(bad, fmt.Sprintf("%s: %s", c.id, c.exitText()))
 		}

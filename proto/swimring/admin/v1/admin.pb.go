@@ -737,10 +737,22 @@ type StatsResponse struct {
 	PartitionsOwned uint32            `protobuf:"varint,9,opt,name=partitions_owned,json=partitionsOwned,proto3" json:"partitions_owned,omitempty"`
 	UptimeSeconds   float64           `protobuf:"fixed64,10,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
 	// serving is what the gRPC health service reports for this node.
-	Serving       bool   `protobuf:"varint,11,opt,name=serving,proto3" json:"serving,omitempty"`
-	RingChanges   uint64 `protobuf:"varint,12,opt,name=ring_changes,json=ringChanges,proto3" json:"ring_changes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Serving     bool   `protobuf:"varint,11,opt,name=serving,proto3" json:"serving,omitempty"`
+	RingChanges uint64 `protobuf:"varint,12,opt,name=ring_changes,json=ringChanges,proto3" json:"ring_changes,omitempty"`
+	// call_latency holds cumulative latency histograms of the routed calls this node
+	// handled, one per route ("local", "forwarded"), summed over methods: the time each
+	// call spent on this node, retries included. Nodes built before that histogram
+	// existed send only route "forwarded", from the forward-latency histogram (metric
+	// says which). Percentiles over a window come from the difference of two snapshots.
+	CallLatency []*LatencyHistogram `protobuf:"bytes,13,rep,name=call_latency,json=callLatency,proto3" json:"call_latency,omitempty"`
+	// http_addr is where this node serves its dashboard and /metrics ("" if nowhere).
+	HttpAddr string `protobuf:"bytes,14,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	// handoff_pending lists the partitions this node gained whose data its ring
+	// subscribers have not handed in yet: routed calls for them are held
+	// (Config.HandoffHold). Sorted; empty when nothing is moving in.
+	HandoffPending []uint32 `protobuf:"varint,15,rep,packed,name=handoff_pending,json=handoffPending,proto3" json:"handoff_pending,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
@@ -857,6 +869,116 @@ func (x *StatsResponse) GetRingChanges() uint64 {
 	return 0
 }
 
+func (x *StatsResponse) GetCallLatency() []*LatencyHistogram {
+	if x != nil {
+		return x.CallLatency
+	}
+	return nil
+}
+
+func (x *StatsResponse) GetHttpAddr() string {
+	if x != nil {
+		return x.HttpAddr
+	}
+	return ""
+}
+
+func (x *StatsResponse) GetHandoffPending() []uint32 {
+	if x != nil {
+		return x.HandoffPending
+	}
+	return nil
+}
+
+// LatencyHistogram is one cumulative Prometheus-style histogram.
+type LatencyHistogram struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Route string                 `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
+	// metric is the Prometheus metric it was read from.
+	Metric string `protobuf:"bytes,2,opt,name=metric,proto3" json:"metric,omitempty"`
+	// upper_bounds[i] is bucket i's upper bound in seconds (ascending, +Inf omitted);
+	// cumulative_counts[i] counts the observations <= upper_bounds[i].
+	UpperBounds      []float64 `protobuf:"fixed64,3,rep,packed,name=upper_bounds,json=upperBounds,proto3" json:"upper_bounds,omitempty"`
+	CumulativeCounts []uint64  `protobuf:"varint,4,rep,packed,name=cumulative_counts,json=cumulativeCounts,proto3" json:"cumulative_counts,omitempty"`
+	// count is every observation (the +Inf bucket); sum_seconds their total.
+	Count         uint64  `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
+	SumSeconds    float64 `protobuf:"fixed64,6,opt,name=sum_seconds,json=sumSeconds,proto3" json:"sum_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LatencyHistogram) Reset() {
+	*x = LatencyHistogram{}
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LatencyHistogram) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LatencyHistogram) ProtoMessage() {}
+
+func (x *LatencyHistogram) ProtoReflect() protoreflect.Message {
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LatencyHistogram.ProtoReflect.Descriptor instead.
+func (*LatencyHistogram) Descriptor() ([]byte, []int) {
+	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *LatencyHistogram) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *LatencyHistogram) GetMetric() string {
+	if x != nil {
+		return x.Metric
+	}
+	return ""
+}
+
+func (x *LatencyHistogram) GetUpperBounds() []float64 {
+	if x != nil {
+		return x.UpperBounds
+	}
+	return nil
+}
+
+func (x *LatencyHistogram) GetCumulativeCounts() []uint64 {
+	if x != nil {
+		return x.CumulativeCounts
+	}
+	return nil
+}
+
+func (x *LatencyHistogram) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *LatencyHistogram) GetSumSeconds() float64 {
+	if x != nil {
+		return x.SumSeconds
+	}
+	return 0
+}
+
 type LeaveRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -865,7 +987,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +999,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +1012,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 type LeaveResponse struct {
@@ -901,7 +1023,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1035,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1048,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 type HealRequest struct {
@@ -937,7 +1059,7 @@ type HealRequest struct {
 
 func (x *HealRequest) Reset() {
 	*x = HealRequest{}
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1071,7 @@ func (x *HealRequest) String() string {
 func (*HealRequest) ProtoMessage() {}
 
 func (x *HealRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1084,7 @@ func (x *HealRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealRequest.ProtoReflect.Descriptor instead.
 func (*HealRequest) Descriptor() ([]byte, []int) {
-	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 type HealResponse struct {
@@ -975,7 +1097,7 @@ type HealResponse struct {
 
 func (x *HealResponse) Reset() {
 	*x = HealResponse{}
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1109,7 @@ func (x *HealResponse) String() string {
 func (*HealResponse) ProtoMessage() {}
 
 func (x *HealResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1122,7 @@ func (x *HealResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealResponse.ProtoReflect.Descriptor instead.
 func (*HealResponse) Descriptor() ([]byte, []int) {
-	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HealResponse) GetRejoined() uint32 {
@@ -1021,7 +1143,7 @@ type WatchRingRequest struct {
 
 func (x *WatchRingRequest) Reset() {
 	*x = WatchRingRequest{}
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1155,7 @@ func (x *WatchRingRequest) String() string {
 func (*WatchRingRequest) ProtoMessage() {}
 
 func (x *WatchRingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1168,7 @@ func (x *WatchRingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRingRequest.ProtoReflect.Descriptor instead.
 func (*WatchRingRequest) Descriptor() ([]byte, []int) {
-	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchRingRequest) GetIncludePartitions() bool {
@@ -1084,7 +1206,7 @@ type RingEvent struct {
 
 func (x *RingEvent) Reset() {
 	*x = RingEvent{}
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1218,7 @@ func (x *RingEvent) String() string {
 func (*RingEvent) ProtoMessage() {}
 
 func (x *RingEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1231,7 @@ func (x *RingEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingEvent.ProtoReflect.Descriptor instead.
 func (*RingEvent) Descriptor() ([]byte, []int) {
-	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RingEvent) GetVersion() uint64 {
@@ -1256,7 +1378,7 @@ const file_swimring_admin_v1_admin_proto_rawDesc = "" +
 	"\x06owners\x18\x04 \x03(\v2\x1d.swimring.admin.v1.MemberLoadR\x06owners\x12\x14\n" +
 	"\x05local\x18\x05 \x01(\bR\x05local\x12\x1a\n" +
 	"\bchecksum\x18\x06 \x01(\x04R\bchecksum\"\x0e\n" +
-	"\fStatsRequest\"\xb0\x04\n" +
+	"\fStatsRequest\"\xbe\x05\n" +
 	"\rStatsResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1f\n" +
 	"\vcalls_local\x18\x02 \x01(\x04R\n" +
@@ -1271,10 +1393,21 @@ const file_swimring_admin_v1_admin_proto_rawDesc = "" +
 	"\x0euptime_seconds\x18\n" +
 	" \x01(\x01R\ruptimeSeconds\x12\x18\n" +
 	"\aserving\x18\v \x01(\bR\aserving\x12!\n" +
-	"\fring_changes\x18\f \x01(\x04R\vringChanges\x1aA\n" +
+	"\fring_changes\x18\f \x01(\x04R\vringChanges\x12F\n" +
+	"\fcall_latency\x18\r \x03(\v2#.swimring.admin.v1.LatencyHistogramR\vcallLatency\x12\x1b\n" +
+	"\thttp_addr\x18\x0e \x01(\tR\bhttpAddr\x12'\n" +
+	"\x0fhandoff_pending\x18\x0f \x03(\rR\x0ehandoffPending\x1aA\n" +
 	"\x13MembersByStateEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\x0e\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\xc7\x01\n" +
+	"\x10LatencyHistogram\x12\x14\n" +
+	"\x05route\x18\x01 \x01(\tR\x05route\x12\x16\n" +
+	"\x06metric\x18\x02 \x01(\tR\x06metric\x12!\n" +
+	"\fupper_bounds\x18\x03 \x03(\x01R\vupperBounds\x12+\n" +
+	"\x11cumulative_counts\x18\x04 \x03(\x04R\x10cumulativeCounts\x12\x14\n" +
+	"\x05count\x18\x05 \x01(\x04R\x05count\x12\x1f\n" +
+	"\vsum_seconds\x18\x06 \x01(\x01R\n" +
+	"sumSeconds\"\x0e\n" +
 	"\fLeaveRequest\"\x0f\n" +
 	"\rLeaveResponse\"\r\n" +
 	"\vHealRequest\"*\n" +
@@ -1324,7 +1457,7 @@ func file_swimring_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_swimring_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_swimring_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_swimring_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_swimring_admin_v1_admin_proto_goTypes = []any{
 	(MemberState)(0),         // 0: swimring.admin.v1.MemberState
 	(*Member)(nil),           // 1: swimring.admin.v1.Member
@@ -1337,43 +1470,45 @@ var file_swimring_admin_v1_admin_proto_goTypes = []any{
 	(*LookupResponse)(nil),   // 8: swimring.admin.v1.LookupResponse
 	(*StatsRequest)(nil),     // 9: swimring.admin.v1.StatsRequest
 	(*StatsResponse)(nil),    // 10: swimring.admin.v1.StatsResponse
-	(*LeaveRequest)(nil),     // 11: swimring.admin.v1.LeaveRequest
-	(*LeaveResponse)(nil),    // 12: swimring.admin.v1.LeaveResponse
-	(*HealRequest)(nil),      // 13: swimring.admin.v1.HealRequest
-	(*HealResponse)(nil),     // 14: swimring.admin.v1.HealResponse
-	(*WatchRingRequest)(nil), // 15: swimring.admin.v1.WatchRingRequest
-	(*RingEvent)(nil),        // 16: swimring.admin.v1.RingEvent
-	nil,                      // 17: swimring.admin.v1.Member.LabelsEntry
-	nil,                      // 18: swimring.admin.v1.StatsResponse.MembersByStateEntry
+	(*LatencyHistogram)(nil), // 11: swimring.admin.v1.LatencyHistogram
+	(*LeaveRequest)(nil),     // 12: swimring.admin.v1.LeaveRequest
+	(*LeaveResponse)(nil),    // 13: swimring.admin.v1.LeaveResponse
+	(*HealRequest)(nil),      // 14: swimring.admin.v1.HealRequest
+	(*HealResponse)(nil),     // 15: swimring.admin.v1.HealResponse
+	(*WatchRingRequest)(nil), // 16: swimring.admin.v1.WatchRingRequest
+	(*RingEvent)(nil),        // 17: swimring.admin.v1.RingEvent
+	nil,                      // 18: swimring.admin.v1.Member.LabelsEntry
+	nil,                      // 19: swimring.admin.v1.StatsResponse.MembersByStateEntry
 }
 var file_swimring_admin_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: swimring.admin.v1.Member.state:type_name -> swimring.admin.v1.MemberState
-	17, // 1: swimring.admin.v1.Member.labels:type_name -> swimring.admin.v1.Member.LabelsEntry
+	18, // 1: swimring.admin.v1.Member.labels:type_name -> swimring.admin.v1.Member.LabelsEntry
 	1,  // 2: swimring.admin.v1.MembersResponse.members:type_name -> swimring.admin.v1.Member
 	5,  // 3: swimring.admin.v1.RingResponse.members:type_name -> swimring.admin.v1.MemberLoad
 	5,  // 4: swimring.admin.v1.LookupResponse.owner:type_name -> swimring.admin.v1.MemberLoad
 	5,  // 5: swimring.admin.v1.LookupResponse.owners:type_name -> swimring.admin.v1.MemberLoad
-	18, // 6: swimring.admin.v1.StatsResponse.members_by_state:type_name -> swimring.admin.v1.StatsResponse.MembersByStateEntry
-	5,  // 7: swimring.admin.v1.RingEvent.members:type_name -> swimring.admin.v1.MemberLoad
-	2,  // 8: swimring.admin.v1.AdminService.Members:input_type -> swimring.admin.v1.MembersRequest
-	4,  // 9: swimring.admin.v1.AdminService.Ring:input_type -> swimring.admin.v1.RingRequest
-	7,  // 10: swimring.admin.v1.AdminService.Lookup:input_type -> swimring.admin.v1.LookupRequest
-	9,  // 11: swimring.admin.v1.AdminService.Stats:input_type -> swimring.admin.v1.StatsRequest
-	11, // 12: swimring.admin.v1.AdminService.Leave:input_type -> swimring.admin.v1.LeaveRequest
-	13, // 13: swimring.admin.v1.AdminService.Heal:input_type -> swimring.admin.v1.HealRequest
-	15, // 14: swimring.admin.v1.AdminService.WatchRing:input_type -> swimring.admin.v1.WatchRingRequest
-	3,  // 15: swimring.admin.v1.AdminService.Members:output_type -> swimring.admin.v1.MembersResponse
-	6,  // 16: swimring.admin.v1.AdminService.Ring:output_type -> swimring.admin.v1.RingResponse
-	8,  // 17: swimring.admin.v1.AdminService.Lookup:output_type -> swimring.admin.v1.LookupResponse
-	10, // 18: swimring.admin.v1.AdminService.Stats:output_type -> swimring.admin.v1.StatsResponse
-	12, // 19: swimring.admin.v1.AdminService.Leave:output_type -> swimring.admin.v1.LeaveResponse
-	14, // 20: swimring.admin.v1.AdminService.Heal:output_type -> swimring.admin.v1.HealResponse
-	16, // 21: swimring.admin.v1.AdminService.WatchRing:output_type -> swimring.admin.v1.RingEvent
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	19, // 6: swimring.admin.v1.StatsResponse.members_by_state:type_name -> swimring.admin.v1.StatsResponse.MembersByStateEntry
+	11, // 7: swimring.admin.v1.StatsResponse.call_latency:type_name -> swimring.admin.v1.LatencyHistogram
+	5,  // 8: swimring.admin.v1.RingEvent.members:type_name -> swimring.admin.v1.MemberLoad
+	2,  // 9: swimring.admin.v1.AdminService.Members:input_type -> swimring.admin.v1.MembersRequest
+	4,  // 10: swimring.admin.v1.AdminService.Ring:input_type -> swimring.admin.v1.RingRequest
+	7,  // 11: swimring.admin.v1.AdminService.Lookup:input_type -> swimring.admin.v1.LookupRequest
+	9,  // 12: swimring.admin.v1.AdminService.Stats:input_type -> swimring.admin.v1.StatsRequest
+	12, // 13: swimring.admin.v1.AdminService.Leave:input_type -> swimring.admin.v1.LeaveRequest
+	14, // 14: swimring.admin.v1.AdminService.Heal:input_type -> swimring.admin.v1.HealRequest
+	16, // 15: swimring.admin.v1.AdminService.WatchRing:input_type -> swimring.admin.v1.WatchRingRequest
+	3,  // 16: swimring.admin.v1.AdminService.Members:output_type -> swimring.admin.v1.MembersResponse
+	6,  // 17: swimring.admin.v1.AdminService.Ring:output_type -> swimring.admin.v1.RingResponse
+	8,  // 18: swimring.admin.v1.AdminService.Lookup:output_type -> swimring.admin.v1.LookupResponse
+	10, // 19: swimring.admin.v1.AdminService.Stats:output_type -> swimring.admin.v1.StatsResponse
+	13, // 20: swimring.admin.v1.AdminService.Leave:output_type -> swimring.admin.v1.LeaveResponse
+	15, // 21: swimring.admin.v1.AdminService.Heal:output_type -> swimring.admin.v1.HealResponse
+	17, // 22: swimring.admin.v1.AdminService.WatchRing:output_type -> swimring.admin.v1.RingEvent
+	16, // [16:23] is the sub-list for method output_type
+	9,  // [9:16] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_swimring_admin_v1_admin_proto_init() }
@@ -1387,7 +1522,7 @@ func file_swimring_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_swimring_admin_v1_admin_proto_rawDesc), len(file_swimring_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
