@@ -75,9 +75,16 @@ type Config struct {
 	// Discovery, if set, supplies more join addresses (membership/discovery).
 	Discovery membership.Discoverer
 
-	// SecretKeys encrypt gossip (16, 24 or 32 bytes each; the first is the primary).
-	// Empty: no encryption.
+	// SecretKeys encrypt gossip (16, 24 or 32 bytes each; the first is the primary),
+	// and the keys that authenticate the nodes' calls to each other (forward marks)
+	// are derived from them. Empty: no encryption.
 	SecretKeys [][]byte
+
+	// TLS, if set, secures every gRPC hop with one certificate authority: the
+	// server the Node's ServerOptions are installed on, and mutual TLS between the
+	// nodes, which recognise each other by certificate (see TLS). A node of another
+	// CA, or without TLS, is refused at join. Nil: plaintext gRPC.
+	TLS *TLS
 
 	// Labels are free-form key/values gossiped with the node (zone, version...). They
 	// count against the 512-byte metadata limit.
@@ -194,6 +201,11 @@ func (c Config) validate() (Config, error) {
 	if err := c.Ring.Validate(); err != nil {
 		return bad("Ring: %v", err)
 	}
+	if c.TLS != nil {
+		if err := c.TLS.check(c.ID); err != nil {
+			return bad("TLS: %v", err)
+		}
+	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return bad("MetricsAddr %q: want host:port: %v", c.MetricsAddr, err)
@@ -229,6 +241,7 @@ func (c Config) nestedOwnedFields() error {
 		{m.Labels != nil, "Membership.Labels", "Labels"},
 		{m.ClusterName != "", "Membership.ClusterName", "ClusterName"},
 		{m.RingFingerprint != 0, "Membership.RingFingerprint", "Ring (the Node derives the fingerprint)"},
+		{m.TrustFingerprint != 0, "Membership.TrustFingerprint", "TLS (the Node derives the fingerprint)"},
 		{m.Seeds != nil, "Membership.Seeds", "Seeds"},
 		{m.Discovery != nil, "Membership.Discovery", "Discovery"},
 		{m.SecretKeys != nil, "Membership.SecretKeys", "SecretKeys"},
@@ -270,6 +283,7 @@ func (c Config) membershipConfig(fingerprint uint64, log *slog.Logger) membershi
 	m.Seeds = c.Seeds
 	m.Discovery = c.Discovery
 	m.SecretKeys = c.SecretKeys
+	m.TrustFingerprint = c.TLS.fingerprint()
 	m.Logger = log
 	return m
 }

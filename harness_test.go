@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -143,6 +144,9 @@ type testCluster struct {
 	tweak func(id string, c *Config)
 	// beforeStart, if set, runs on each node between New and Start (to subscribe).
 	beforeStart func(id string, n *Node)
+	// clientCreds, if set, are the test clients' transport credentials (TLS
+	// clusters); nil: plaintext.
+	clientCreds credentials.TransportCredentials
 }
 
 // newNode creates, serves and starts one node that joins seeds.
@@ -182,7 +186,11 @@ func (c *testCluster) newNode(id string, seeds ...string) *testNode {
 		defer close(tn.served)
 		_ = srv.Serve(lis)
 	}()
-	cc, err := grpc.NewClient(tn.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := c.clientCreds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	cc, err := grpc.NewClient(tn.addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,6 +151,12 @@ func New(cfg Config) (*Node, error) {
 			fc.MarkKeys = append(fc.MarkKeys, mk)
 		}
 	}
+	if c.TLS != nil {
+		fc.PeerCerts = true
+		if fc.DialOptions == nil {
+			fc.DialOptions = forward.DialOptions(c.TLS.peerCredentials())
+		}
+	}
 	if len(fc.MarkKeys) == 0 && !fc.PeerCerts {
 		n.log.Warn("insecure: nothing authenticates the nodes to each other (no SecretKeys, Forward.MarkKeys or TLS): " +
 			"any client of the gRPC port can pass for a node and call the node-to-node services")
@@ -200,8 +206,14 @@ func New(cfg Config) (*Node, error) {
 
 // ServerOptions returns the options to pass to grpc.NewServer: forward's interceptors
 // (chained first, so the user's interceptors see only calls served here), its relay
-// codec and transport tuning.
-func (n *Node) ServerOptions() []grpc.ServerOption { return n.fwd.ServerOptions() }
+// codec and transport tuning, and the server's TLS credentials when Config.TLS is set.
+func (n *Node) ServerOptions() []grpc.ServerOption {
+	opts := n.fwd.ServerOptions()
+	if o := n.cfg.TLS.serverOption(); o != nil {
+		opts = append(opts, o)
+	}
+	return opts
+}
 
 // Register adds the admin service (swimring.admin.v1.AdminService), the peer-link
 // service other nodes forward calls over (swimring.v1.PeerLink), the hand-off service

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 )
@@ -208,9 +209,13 @@ var (
 
 // DefaultDialOptions returns the dial options used when Config.DialOptions is nil:
 // insecure transport credentials and a static 1 MiB stream and connection window.
-func DefaultDialOptions() []grpc.DialOption {
+func DefaultDialOptions() []grpc.DialOption { return DialOptions(insecure.NewCredentials()) }
+
+// DialOptions returns the default dial options with creds as transport credentials
+// (the root Node passes its mutual-TLS credentials).
+func DialOptions(creds credentials.TransportCredentials) []grpc.DialOption {
 	return []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithInitialWindowSize(WindowSize),
 		grpc.WithInitialConnWindowSize(WindowSize),
 	}

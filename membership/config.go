@@ -83,6 +83,11 @@ type Config struct {
 	// other (both on join and on every alive message), with a log line.
 	RingFingerprint uint64
 
+	// TrustFingerprint is an opaque fingerprint of the certificate authority the
+	// node's TLS trusts (0: no TLS). Nodes whose fingerprints differ would fail each
+	// other's TLS handshakes, so they refuse each other at join, with a log line.
+	TrustFingerprint uint64
+
 	// Seeds are gossip addresses ("host:port") of nodes to join. Empty, with
 	// no Discovery, means this node starts a new cluster. Seeds are also
 	// re-joined by the heal loop when they are not current members, which
@@ -339,7 +344,7 @@ func (c Config) Validate() error {
 		return bad("protocol range %v is invalid", c.protocolRange)
 	}
 	// The metadata must fit before memberlist sees it (it panics otherwise).
-	md := nodeMeta{ID: c.ID, GRPCAddr: c.GRPCAddr, Labels: c.Labels, Fingerprint: c.RingFingerprint,
+	md := nodeMeta{ID: c.ID, GRPCAddr: c.GRPCAddr, Labels: c.Labels, Fingerprint: c.RingFingerprint, TrustFingerprint: c.TrustFingerprint,
 		ProtoMin: c.protocolRange[0], ProtoMax: c.protocolRange[1], Boot: 1<<63 - 1, Generation: 1<<32 - 1}
 	if _, err := md.encode(); err != nil {
 		return err

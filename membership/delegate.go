@@ -72,6 +72,9 @@ func (m *Membership) vet(name, addr string, meta []byte) error {
 		err = md.compatible(m.cfg.protocolRange[0], m.cfg.protocolRange[1], m.cfg.RingFingerprint)
 	}
 	if err == nil {
+		err = md.trusts(m.cfg.TrustFingerprint)
+	}
+	if err == nil {
 		return nil
 	}
 	now := time.Now()

@@ -102,13 +102,14 @@ func New(cfg Config) (*Membership, error) {
 	m.queue.init()
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.curMeta = nodeMeta{
-		ProtoMin:    cfg.protocolRange[0],
-		ProtoMax:    cfg.protocolRange[1],
-		Boot:        time.Now().UnixNano(),
-		Fingerprint: cfg.RingFingerprint,
-		ID:          cfg.ID,
-		GRPCAddr:    cfg.GRPCAddr,
-		Labels:      cfg.Labels,
+		ProtoMin:         cfg.protocolRange[0],
+		ProtoMax:         cfg.protocolRange[1],
+		Boot:             time.Now().UnixNano(),
+		Fingerprint:      cfg.RingFingerprint,
+		TrustFingerprint: cfg.TrustFingerprint,
+		ID:               cfg.ID,
+		GRPCAddr:         cfg.GRPCAddr,
+		Labels:           cfg.Labels,
 	}
 	b, err := m.curMeta.encode()
 	if err != nil {

@@ -37,6 +37,7 @@ const MaxMetadataSize = memberlist.MetaMaxSize
 //	string    ID          (uvarint length + bytes)
 //	string    GRPCAddr
 //	uvarint   number of labels, then key, value strings sorted by key
+//	8 bytes   TrustFingerprint, big endian (absent in older encodings: 0)
 //	...       later fields (ignored by this decoder)
 type nodeMeta struct {
 	ProtoMin, ProtoMax uint8
@@ -50,6 +51,9 @@ type nodeMeta struct {
 	ID          string
 	GRPCAddr    string
 	Labels      map[string]string
+	// TrustFingerprint identifies the certificate authority the node's TLS trusts
+	// (0: no TLS); nodes that differ refuse each other.
+	TrustFingerprint uint64
 }
 
 func appendString(b []byte, s string) []byte {
@@ -76,6 +80,7 @@ func (m *nodeMeta) encode() ([]byte, error) {
 		b = appendString(b, k)
 		b = appendString(b, m.Labels[k])
 	}
+	b = binary.BigEndian.AppendUint64(b, m.TrustFingerprint)
 	if len(b) > MaxMetadataSize {
 		return nil, fmt.Errorf("%w: %d bytes encoded, memberlist allows at most %d (shorten ID, GRPCAddr or Labels)",
 			ErrMetadataTooLarge, len(b), MaxMetadataSize)
@@ -198,6 +203,9 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 			prev = k
 		}
 	}
+	if r.err == nil && len(r.b) > 0 { // older nodes end before it
+		m.TrustFingerprint = r.uint64("trust fingerprint")
+	}
 	if r.err != nil {
 		return nodeMeta{}, r.err
 	}
@@ -222,4 +230,19 @@ func (m *nodeMeta) compatible(pmin, pmax uint8, fp uint64) error {
 			ErrIncompatible, m.ID, m.Fingerprint, fp)
 	}
 	return nil
+}
+
+// trusts reports why a peer with metadata m cannot be a member of a cluster whose TLS
+// trusts the CA with fingerprint trust (0: no TLS).
+func (m *nodeMeta) trusts(trust uint64) error {
+	switch {
+	case m.TrustFingerprint == trust:
+		return nil
+	case trust == 0:
+		return fmt.Errorf("%w: %q uses TLS, this node does not", ErrIncompatible, m.ID)
+	case m.TrustFingerprint == 0:
+		return fmt.Errorf("%w: %q uses no TLS, this node does", ErrIncompatible, m.ID)
+	}
+	return fmt.Errorf("%w: %q trusts another certificate authority (TLS CA fingerprint %016x, this node %016x)",
+		ErrIncompatible, m.ID, m.TrustFingerprint, trust)
 }

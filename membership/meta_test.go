@@ -35,9 +35,9 @@ func TestMetaRoundTrip(t *testing.T) {
 func TestMetaCompact(t *testing.T) {
 	md := sampleMeta()
 	b, _ := md.encode()
-	// format+proto+flags 4, boot 9, gen 1, fp 8, id 7, grpc 14, labels 1+5+5+5+5
-	if len(b) > 64 {
-		t.Fatalf("encoding is %d bytes, want a compact one (<= 64)", len(b))
+	// format+proto+flags 4, boot 9, gen 1, fp 8, id 7, grpc 14, labels 1+5+5+5+5, trust 8
+	if len(b) > 72 {
+		t.Fatalf("encoding is %d bytes, want a compact one (<= 72)", len(b))
 	}
 }
 
@@ -66,6 +66,7 @@ func TestMetaTooLarge(t *testing.T) {
 
 func TestDecodeMetaRejects(t *testing.T) {
 	good, _ := (&nodeMeta{ProtoMin: 1, ProtoMax: 1, ID: "a", Labels: map[string]string{"k": "v"}}).encode()
+	labelsEnd := len(good) - 8 // the trust fingerprint follows the labels
 	cases := map[string][]byte{
 		"empty":          nil,
 		"unknown format": append([]byte{9}, good[1:]...),
@@ -74,20 +75,34 @@ func TestDecodeMetaRejects(t *testing.T) {
 		"empty id":       mustEncode(t, nodeMeta{ProtoMin: 1, ProtoMax: 1}),
 		"proto range":    mustEncode(t, nodeMeta{ProtoMin: 3, ProtoMax: 2, ID: "a"}),
 		"proto zero":     mustEncode(t, nodeMeta{ProtoMin: 0, ProtoMax: 2, ID: "a"}),
-		"label bomb":     append(append([]byte(nil), good[:len(good)-5]...), 0xff, 0xff, 0xff, 0xff, 0x0f),
+		"label bomb":     append(append([]byte(nil), good[:labelsEnd-5]...), 0xff, 0xff, 0xff, 0xff, 0x0f),
+		"cut trust":      good[:len(good)-3],
 		"too long":       make([]byte, MaxMetadataSize+1),
 	}
 	// Duplicate label keys (an honest encoder sorts and dedupes them).
-	dup := mustEncode(t, nodeMeta{ProtoMin: 1, ProtoMax: 1, ID: "a"})
-	dup = append(dup[:len(dup)-1], 2, 1, 'k', 1, 'v', 1, 'k', 1, 'w')
-	cases["duplicate label"] = dup
-	bad := mustEncode(t, nodeMeta{ProtoMin: 1, ProtoMax: 1, ID: "a"})
-	bad = append(bad[:len(bad)-1], 1, 1, 0xff, 0)
-	cases["invalid utf8"] = bad
+	noLabels := mustEncode(t, nodeMeta{ProtoMin: 1, ProtoMax: 1, ID: "a"})
+	noLabels = noLabels[:len(noLabels)-8-1] // up to the label count
+	cases["duplicate label"] = append(append([]byte(nil), noLabels...), 2, 1, 'k', 1, 'v', 1, 'k', 1, 'w')
+	cases["invalid utf8"] = append(append([]byte(nil), noLabels...), 1, 1, 0xff, 0)
 	for name, b := range cases {
 		if _, err := decodeMeta(b); !errors.Is(err, ErrBadMetadata) {
 			t.Errorf("%s: err = %v, want ErrBadMetadata", name, err)
 		}
+	}
+}
+
+// Metadata of a node from before the trust fingerprint (it ends after the labels)
+// decodes with TrustFingerprint 0.
+func TestDecodeMetaWithoutTrust(t *testing.T) {
+	md := sampleMeta()
+	md.TrustFingerprint = 0x1234
+	b := mustEncode(t, md)
+	got, err := decodeMeta(b[:len(b)-8])
+	if err != nil || got.TrustFingerprint != 0 || got.ID != md.ID {
+		t.Fatalf("older metadata: %+v, %v", got, err)
+	}
+	if got, _ := decodeMeta(b); got.TrustFingerprint != 0x1234 {
+		t.Fatalf("trust fingerprint %x, want 1234", got.TrustFingerprint)
 	}
 }
 
@@ -109,6 +124,16 @@ func TestMetaCompatible(t *testing.T) {
 	}
 	if err := md.compatible(1, 1, 1); !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), "fingerprint") {
 		t.Fatalf("other fingerprint: %v", err)
+	}
+	for _, tc := range []struct {
+		peer, self uint64
+		want       string
+	}{{0, 0, ""}, {5, 5, ""}, {5, 0, "uses TLS"}, {0, 5, "uses no TLS"}, {5, 6, "another certificate authority"}} {
+		md.TrustFingerprint = tc.peer
+		err := md.trusts(tc.self)
+		if (tc.want == "") != (err == nil) || (err != nil && (!errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), tc.want))) {
+			t.Errorf("peer trust %x, this node %x: %v, want %q", tc.peer, tc.self, err, tc.want)
+		}
 	}
 }
 
@@ -148,7 +173,7 @@ func FuzzDecodeMeta(f *testing.F) {
 		}
 		if md2.ID != md.ID || md2.GRPCAddr != md.GRPCAddr || md2.Boot != md.Boot ||
 			md2.Generation != md.Generation || md2.Fingerprint != md.Fingerprint ||
-			md2.Leaving != md.Leaving || !maps.Equal(md2.Labels, md.Labels) {
+			md2.Leaving != md.Leaving || !maps.Equal(md2.Labels, md.Labels) || md2.TrustFingerprint != md.TrustFingerprint {
 			t.Fatalf("round trip changed %+v into %+v", md, md2)
 		}
 	})
