@@ -2,13 +2,19 @@ package swimring
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
+	"net"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/swimring/swimring/forward"
 	"github.com/swimring/swimring/hashring"
 	"github.com/swimring/swimring/membership"
 	adminv1 "github.com/swimring/swimring/proto/swimring/admin/v1"
@@ -140,7 +146,35 @@ func (a *adminServer) Stats(context.Context, *adminv1.StatsRequest) (*adminv1.St
 	return a.n.Stats().proto(), nil
 }
 
+// authorizeMutation lets a mutating admin call (Leave, Heal) through: with a TLS
+// client certificate naming a node or an admin, with the admin token
+// (Config.AdminToken, as "authorization: Bearer TOKEN"), or, when no token is set,
+// from a caller on this host. Anyone else may read (members, ring, stats), not steer.
+func (n *Node) authorizeMutation(ctx context.Context, method string) error {
+	if role, _, ok := forward.CertIdentity(ctx); ok && (role == forward.RoleNode || role == forward.RoleAdmin) {
+		return nil
+	}
+	if n.cfg.AdminToken != "" {
+		for _, v := range metadata.ValueFromIncomingContext(ctx, "authorization") {
+			if tok, ok := strings.CutPrefix(v, "Bearer "); ok &&
+				subtle.ConstantTimeCompare([]byte(tok), []byte(n.cfg.AdminToken)) == 1 {
+				return nil
+			}
+		}
+		return status.Errorf(codes.Unauthenticated, "swimring.admin.v1.AdminService/%s changes the cluster: it needs the admin token (authorization: Bearer TOKEN) or an admin certificate", method)
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		if a, ok := p.Addr.(*net.TCPAddr); ok && a.IP.IsLoopback() {
+			return nil
+		}
+	}
+	return status.Errorf(codes.PermissionDenied, "swimring.admin.v1.AdminService/%s changes the cluster: it is accepted from this host, or with an admin certificate or the admin token (Config.AdminToken)", method)
+}
+
 func (a *adminServer) Leave(ctx context.Context, _ *adminv1.LeaveRequest) (*adminv1.LeaveResponse, error) {
+	if err := a.n.authorizeMutation(ctx, "Leave"); err != nil {
+		return nil, err
+	}
 	switch a.n.phase.Load() {
 	case phaseNew, phaseStarting:
 		return nil, status.Error(codes.FailedPrecondition, "swimring: node not started: nothing to leave")
@@ -152,6 +186,9 @@ func (a *adminServer) Leave(ctx context.Context, _ *adminv1.LeaveRequest) (*admi
 }
 
 func (a *adminServer) Heal(ctx context.Context, _ *adminv1.HealRequest) (*adminv1.HealResponse, error) {
+	if err := a.n.authorizeMutation(ctx, "Heal"); err != nil {
+		return nil, err
+	}
 	k, err := a.n.Heal(ctx)
 	switch {
 	case errors.Is(err, ErrClosed):

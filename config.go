@@ -142,10 +142,26 @@ type Config struct {
 	// before rebuilding (changes in that window are merged). 0: DefaultRingDebounce.
 	RingDebounce time.Duration
 
-	// MetricsAddr, if set, is a "host:port" where the Node serves its metrics over
-	// HTTP at /metrics (":0" style ports allowed; Node.MetricsAddr tells the bound
+	// MetricsAddr, if set, is the Node's admin HTTP address, "host:port": metrics at
+	// /metrics, the live dashboard at /, and pprof with Pprof. It has no
+	// authentication, so it must be a loopback address (127.0.0.1:0, [::1]:9090,
+	// localhost:9090) unless PublicHTTP is set (":0" style ports allowed; Node.MetricsAddr tells the bound
 	// one). It is bound by New and closed by Close. Empty: use MetricsHandler.
 	MetricsAddr string
+
+	// PublicHTTP allows MetricsAddr on a non-loopback address. Whoever reaches it
+	// reads the metrics, the cluster view and, with Pprof, profiles.
+	PublicHTTP bool
+
+	// Pprof serves net/http/pprof at /debug/pprof/ on the admin HTTP address.
+	Pprof bool
+
+	// AdminToken, if set (at least 16 bytes), is what the mutating admin calls
+	// (Leave, Heal) need in the metadata "authorization: Bearer TOKEN", unless the
+	// caller presents a TLS certificate naming a node or an admin. Without it, those
+	// calls are accepted from callers on this host (loopback) or with such a
+	// certificate only.
+	AdminToken string
 
 	// Registerer receives every metric of the Node (its own and forward's) in
 	// addition to the Node's private registry (which MetricsHandler serves). Nil:
@@ -201,14 +217,21 @@ func (c Config) validate() (Config, error) {
 	if err := c.Ring.Validate(); err != nil {
 		return bad("Ring: %v", err)
 	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		return bad("AdminToken is %d bytes, at least 16 needed", len(c.AdminToken))
+	}
 	if c.TLS != nil {
 		if err := c.TLS.check(c.ID); err != nil {
 			return bad("TLS: %v", err)
 		}
 	}
 	if c.MetricsAddr != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+		host, _, err := net.SplitHostPort(c.MetricsAddr)
+		if err != nil {
 			return bad("MetricsAddr %q: want host:port: %v", c.MetricsAddr, err)
+		}
+		if !c.PublicHTTP && !isLoopbackHost(host) {
+			return bad("MetricsAddr %q is not a loopback address: the admin HTTP has no authentication; bind it to 127.0.0.1 or set PublicHTTP", c.MetricsAddr)
 		}
 	}
 	if c.GossipAddr == "" {
@@ -226,6 +249,16 @@ func (c Config) validate() (Config, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
+}
+
+// isLoopbackHost reports whether host (of a "host:port") is a loopback address or
+// localhost.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // nestedOwnedFields refuses the fields of Membership and Forward that the Node sets

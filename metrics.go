@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -169,6 +170,13 @@ func (n *Node) startMetricsServer() error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", n.MetricsHandler())
 	newDashboard(n).mount(mux)
+	if n.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	n.metricsLis = lis
 	// Every request's context ends when Shutdown begins: the dashboard's event streams
 	// never go idle by themselves, and Shutdown waits for idle connections.

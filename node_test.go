@@ -602,6 +602,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad Misroute", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Misroute: 7}, "Misroute"},
 		{"bad ring", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Ring: hashring.Config{Load: 0.5}}, "Ring"},
 		{"bad metrics addr", Config{ID: "a", GRPCAddr: "127.0.0.1:1", MetricsAddr: "x"}, "MetricsAddr"},
+		{"public metrics addr", Config{ID: "a", GRPCAddr: "127.0.0.1:1", MetricsAddr: "0.0.0.0:0"}, "not a loopback address"},
+		{"short admin token", Config{ID: "a", GRPCAddr: "127.0.0.1:1", AdminToken: "short"}, "AdminToken"},
 		// Fields the Node owns are refused in the nested configs, not silently replaced.
 		{"Forward.MaxInFlight", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Forward: forward.Config{MaxInFlight: 3}}, "Config.MaxInFlight"},
 		{"Forward.Routes", Config{ID: "a", GRPCAddr: "127.0.0.1:1", Forward: forward.Config{Routes: map[string]forward.Rule{}}}, "Config.Routes"},
