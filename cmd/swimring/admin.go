@@ -494,8 +494,8 @@ const maxChecksumNodes = 1024
 
 // askRing asks the node at addr for its ring and, when members is set, its members
 // (dead ones included, to find the other side of a split).
-func askRing(ctx context.Context, addr string, timeout time.Duration, members bool) (*adminv1.RingResponse, *adminv1.MembersResponse, error) {
-	cc, err := dialNode(addr)
+func askRing(ctx context.Context, d dialer, addr string, timeout time.Duration, members bool) (*adminv1.RingResponse, *adminv1.MembersResponse, error) {
+	cc, err := d.dial(addr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -506,12 +506,12 @@ func askRing(ctx context.Context, addr string, timeout time.Duration, members bo
 	var mr *adminv1.MembersResponse
 	if members {
 		if mr, err = admin.Members(ctx, &adminv1.MembersRequest{IncludeGone: true}); err != nil {
-			return nil, nil, callError(cc, addr, timeout, err)
+			return nil, nil, d.callError(cc, addr, timeout, err)
 		}
 	}
 	rr, err := admin.Ring(ctx, &adminv1.RingRequest{})
 	if err != nil {
-		return nil, nil, callError(cc, addr, timeout, err)
+		return nil, nil, d.callError(cc, addr, timeout, err)
 	}
 	return rr, mr, nil
 }
@@ -534,11 +534,15 @@ func candidates(r *adminv1.MembersResponse) []*adminv1.Member {
 }
 
 // collectChecksums asks the node at c.addr, then every member it or any other
-// answering node knows, for its ring.
+// answering node knows, for its ring, with the same credentials for each.
 func collectChecksums(ctx context.Context, c *clientFlags) ([]nodeSum, error) {
+	d, err := c.sec.load()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 3*c.timeout)
 	defer cancel()
-	rr, mr, err := askRing(ctx, c.addr, c.timeout, true)
+	rr, mr, err := askRing(ctx, d, c.addr, c.timeout, true)
 	if err != nil {
 		return nil, err
 	}
@@ -576,7 +580,7 @@ func collectChecksums(ctx context.Context, c *clientFlags) ([]nodeSum, error) {
 				sem <- struct{}{}
 				defer func() { <-sem }()
 				s := &frontier[i]
-				rr, mr, err := askRing(ctx, s.GRPCAddr, c.timeout, true)
+				rr, mr, err := askRing(ctx, d, s.GRPCAddr, c.timeout, true)
 				if err != nil {
 					s.Err = err
 					return

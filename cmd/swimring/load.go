@@ -23,7 +23,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/swimring/swimring/examples/kv"
@@ -75,6 +74,7 @@ type loadOptions struct {
 	valueSize     int
 	prefix        string
 	json          bool
+	sec           *secFlags
 }
 
 func parseLoadFlags(e *env, args []string) (loadOptions, error) {
@@ -94,6 +94,7 @@ func parseLoadFlags(e *env, args []string) (loadOptions, error) {
 	fs.IntVar(&o.valueSize, "value-size", 0, "pad values to this many bytes (0: values are just their write id, e.g. w3-17)")
 	fs.StringVar(&o.prefix, "prefix", "", "key prefix (default: load-<random>/, so that runs never share keys)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	o.sec = addSecFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: swimring load --addrs A,B,C [--duration D] [--count N] [flags]")
 		fmt.Fprintln(e.stderr)
@@ -126,6 +127,9 @@ func parseLoadFlags(e *env, args []string) (loadOptions, error) {
 	}
 	if len(o.addrs) == 0 {
 		return o, usagef("--addrs is required")
+	}
+	if err := o.sec.check(); err != nil {
+		return o, err
 	}
 	if set["count"] && !set["duration"] {
 		o.duration = 0 // --count alone: bounded by the count only
@@ -306,11 +310,10 @@ type loadNode struct {
 	kv   kvv1.KVClient
 }
 
-func loadDial(addrs []string, timeout time.Duration) ([]*loadNode, error) {
+func loadDial(d dialer, addrs []string, timeout time.Duration) ([]*loadNode, error) {
 	var out []*loadNode
 	for _, a := range addrs {
-		cc, err := grpc.NewClient(a,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+		cc, err := d.dial(a,
 			// A restarted node is found again within a second; a dead one fails fast.
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
@@ -318,7 +321,7 @@ func loadDial(addrs []string, timeout time.Duration) ([]*loadNode, error) {
 			}))
 		if err != nil {
 			loadClose(out)
-			return nil, fmt.Errorf("%s: %w", a, err)
+			return nil, err
 		}
 		out = append(out, &loadNode{addr: a, cc: cc, kv: kvv1.NewKVClient(cc)})
 	}
@@ -631,7 +634,11 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	nodes, err := loadDial(o.addrs, o.timeout)
+	d, err := o.sec.load()
+	if err != nil {
+		return err
+	}
+	nodes, err := loadDial(d, o.addrs, o.timeout)
 	if err != nil {
 		return err
 	}

@@ -502,7 +502,7 @@ func TestLoadVerifyUnreachable(t *testing.T) {
 	}
 	dead := lis.Addr().String()
 	lis.Close()
-	nodes, err := loadDial([]string{dead}, 200*time.Millisecond)
+	nodes, err := loadDial(plainDialer, []string{dead}, 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -222,4 +223,126 @@ func TestCLICerts(t *testing.T) {
 	} else if _, errs, _ := cliRun(t, "help", "certs"); !strings.Contains(errs, "swimring certs node ID [--hosts") || !strings.Contains(errs, "-days") || out != "" {
 		t.Errorf("help certs:\n%s", errs)
 	}
+}
+
+// A TLS cluster of swimring node processes with certificates from swimring certs
+// and an admin token. The client commands reach it with --tls-ca (or
+// $SWIMRING_TLS_CA) and fail with one clear line without it, with another CA, with a
+// host name the certificate does not hold, or without the client certificate a node
+// with --tls-client-certs wants; checksums walks every member with the same
+// credentials; load runs over TLS; leave (and heal) need the admin certificate or
+// the token: a client certificate is refused.
+func TestCLITLSCluster(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pki, other := filepath.Join(dir, "pki"), filepath.Join(dir, "other")
+	cliOK(t, "certs", "ca", "--dir", pki)
+	cliOK(t, "certs", "ca", "--dir", other)
+	cliOK(t, "certs", "node", "n1", "--dir", pki)
+	cliOK(t, "certs", "node", "n2", "--dir", pki, "--hosts", "127.0.0.1") // no DNS name
+	cliOK(t, "certs", "node", "n3", "--dir", pki)
+	cliOK(t, "certs", "admin", "ops", "--dir", pki)
+	cliOK(t, "certs", "client", "app", "--dir", pki)
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("the admin token of this cluster\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodeArgs := func(id string, extra ...string) []string {
+		return append([]string{"--tls-cert", filepath.Join(pki, "node-"+id+".pem"), "--tls-key", filepath.Join(pki, "node-"+id+"-key.pem"),
+			"--tls-ca", filepath.Join(pki, "ca.pem"), "--admin-token-file", token}, extra...)
+	}
+	n1 := startCLINode(t, dir, "n1", nodeArgs("n1")...)
+	n2 := startCLINode(t, dir, "n2", nodeArgs("n2", "--seeds", n1.info.GossipAddr)...)
+	n3 := startCLINode(t, dir, "n3", nodeArgs("n3", "--seeds", n1.info.GossipAddr, "--tls-client-certs")...)
+	caFlag := []string{"--tls-ca", filepath.Join(pki, "ca.pem")}
+	client := append(slices.Clone(caFlag), "--tls-cert", filepath.Join(pki, "client-app.pem"), "--tls-key", filepath.Join(pki, "client-app-key.pem"))
+	admin := append(slices.Clone(caFlag), "--tls-cert", filepath.Join(pki, "admin-ops.pem"), "--tls-key", filepath.Join(pki, "admin-ops-key.pem"))
+	with := func(flags []string, args ...string) []string { return append(args, flags...) }
+
+	cliEventually(t, 20*time.Second, "n1 sees 3 members alive over TLS", func() (bool, string) {
+		var m membersJSON
+		cliJSON(t, &m, with(caFlag, "members", "--addr", n1.info.GRPCAddr)...)
+		ids := aliveIDs(m)
+		return strings.Join(ids, ",") == "n1,n2,n3", fmt.Sprint(ids)
+	})
+	// The CA from the environment, as the demo's export line sets it.
+	out, errs, code := cliRunEnv(t, []string{tlsCAEnv + "=" + filepath.Join(pki, "ca.pem")}, "members", "--addr", n2.info.GRPCAddr)
+	if code != 0 || !strings.Contains(out, "3 members (3 alive), as n2 sees them") {
+		t.Errorf("members with $%s: exit %d\n%s%s", tlsCAEnv, code, out, errs)
+	}
+	cliOK(t, with(caFlag, "kv", "put", "greeting", "hello over TLS", "--addr", n1.info.GRPCAddr)...)
+	if out := cliOK(t, with(caFlag, "kv", "get", "greeting", "--addr", n2.info.GRPCAddr)...); out != "hello over TLS\n" {
+		t.Errorf("kv get over TLS: %q", out)
+	}
+	if out := cliOK(t, with(client, "kv", "get", "greeting", "--addr", n3.info.GRPCAddr)...); out != "hello over TLS\n" {
+		t.Errorf("kv get over mutual TLS: %q", out)
+	}
+
+	// What goes wrong comes out as one line, exit 1.
+	_, n2Port, _ := net.SplitHostPort(n2.info.GRPCAddr)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"members", "--addr", n1.info.GRPCAddr},
+			"swimring members: cannot reach " + n1.info.GRPCAddr + ": the node closed the connection without answering: does it use TLS? give --tls-ca (or $SWIMRING_TLS_CA)"},
+		{[]string{"kv", "get", "greeting", "--addr", n1.info.GRPCAddr, "--tls-ca", filepath.Join(other, "ca.pem")},
+			"swimring kv: cannot reach " + n1.info.GRPCAddr + ": TLS: the node's certificate is not signed by the --tls-ca CA (x509: certificate signed by unknown authority)"},
+		{with(caFlag, "members", "--addr", "localhost:"+n2Port),
+			"swimring members: cannot reach localhost:" + n2Port + ": TLS: the node's certificate is not valid for localhost"},
+		{with(caFlag, "members", "--addr", n3.info.GRPCAddr),
+			"swimring members: cannot reach " + n3.info.GRPCAddr + ": TLS: the node requires a client certificate of its CA: give --tls-cert and --tls-key"},
+		{with(client, "leave", "--addr", n2.info.GRPCAddr),
+			"swimring leave: " + n2.info.GRPCAddr + ": swimring.admin.v1.AdminService/Leave changes the cluster: it needs the admin token (authorization: Bearer TOKEN) or an admin certificate (unauthenticated)"},
+		{with(caFlag, "heal", "--addr", n1.info.GRPCAddr), "AdminService/Heal changes the cluster: it needs the admin token"},
+		{[]string{"members", "--addr", n1.info.GRPCAddr, "--tls-cert", filepath.Join(pki, "client-app.pem"), "--tls-key", filepath.Join(pki, "client-app-key.pem")},
+			"--tls-cert needs --tls-ca"},
+		{[]string{"members", "--addr", n1.info.GRPCAddr, "--tls-ca", filepath.Join(pki, "missing.pem")}, "--tls-ca: open "},
+		{[]string{"members", "--addr", n1.info.GRPCAddr, "--tls-ca", token}, "--tls-ca " + token + ": no PEM certificate in it"},
+	} {
+		out, errs, code := cliRun(t, tc.args...)
+		wantCode := 1
+		if strings.Contains(tc.want, "needs --tls-ca") {
+			wantCode = 2
+		}
+		if code != wantCode || out != "" || !strings.Contains(errs, tc.want) || strings.Count(errs, "\n") != 1 {
+			t.Errorf("swimring %s:\nexit %d, stderr %q\nwant exit %d and %q", strings.Join(tc.args, " "), code, errs, wantCode, tc.want)
+		}
+	}
+
+	// checksums asks every member with the same credentials: n3 too, which wants the
+	// client certificate.
+	var sums checksumsJSON
+	cliJSON(t, &sums, with(client, "checksums", "--addr", n1.info.GRPCAddr)...)
+	if !sums.Agree || len(sums.Groups) != 1 || len(sums.Groups[0].Nodes) != 3 || len(sums.Unreachable) != 0 {
+		t.Errorf("checksums with a client certificate: %+v", sums)
+	}
+	cliJSON(t, &sums, with(caFlag, "checksums", "--addr", n1.info.GRPCAddr)...)
+	if len(sums.Unreachable) != 1 || sums.Unreachable[0].ID != "n3" || !strings.Contains(sums.Unreachable[0].Error, "requires a client certificate") {
+		t.Errorf("checksums without a client certificate: %+v", sums)
+	}
+
+	// load over TLS, its flags from the environment.
+	env := []string{tlsCAEnv + "=" + filepath.Join(pki, "ca.pem"), tlsCertEnv + "=" + filepath.Join(pki, "client-app.pem"),
+		tlsKeyEnv + "=" + filepath.Join(pki, "client-app-key.pem")}
+	out, errs, code = cliRunEnv(t, env, "load", "--addrs", strings.Join([]string{n1.info.GRPCAddr, n2.info.GRPCAddr, n3.info.GRPCAddr}, ","),
+		"--count", "150", "--concurrency", "3", "--keys", "30")
+	if code != 0 || !strings.Contains(out, "calls 150 in ") || !strings.Contains(out, "ok/s, 0 errors") || !strings.Contains(out, "lost 0, unverified 0") {
+		t.Errorf("load over TLS: exit %d\n%s%s", code, out, errs)
+	}
+
+	// The admin token over TLS; then leave with the admin certificate.
+	if out := cliOK(t, with(caFlag, "heal", "--addr", n1.info.GRPCAddr, "--token-file", token)...); !strings.Contains(out, "re-joined") {
+		t.Errorf("heal with the token: %q", out)
+	}
+	if out := cliOK(t, with(admin, "leave", "--addr", n2.info.GRPCAddr)...); !strings.Contains(out, "n2 (") || !strings.Contains(out, "left the cluster") {
+		t.Errorf("leave with the admin certificate: %q", out)
+	}
+	n2.waitExit(t, 20*time.Second)
+	cliEventually(t, 20*time.Second, "n1 no longer lists n2 alive", func() (bool, string) {
+		var m membersJSON
+		cliJSON(t, &m, with(admin, "members", "--addr", n1.info.GRPCAddr)...)
+		ids := aliveIDs(m)
+		return strings.Join(ids, ",") == "n1,n3", fmt.Sprint(ids)
+	})
 }
