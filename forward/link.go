@@ -250,7 +250,7 @@ func (f *Forwarder) runLinked(ctx context.Context, l *ownerLink, fr *swimringv1.
 	if err := proto.Unmarshal(fr.GetMessage(), req); err != nil {
 		return fail(status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err))
 	}
-	key, err := f.unaryKey(ctx, m, req)
+	key, err := unaryKey(ctx, m, req)
 	if err != nil {
 		return fail(f.noKey(m, err))
 	}

@@ -32,7 +32,7 @@ func (f *Forwarder) unary(ctx context.Context, req any, info *grpc.UnaryServerIn
 	defer f.exit()
 	v := f.view.Load()
 	ctx, ms := f.checkMark(ctx, v)
-	key, err := f.unaryKey(ctx, m, req)
+	key, err := unaryKey(ctx, m, req)
 	if err != nil {
 		return nil, f.noKey(m, err)
 	}
@@ -54,7 +54,8 @@ func (f *Forwarder) local(ctx context.Context, m *method, req any, handler grpc.
 	return resp, err
 }
 
-func (f *Forwarder) unaryKey(ctx context.Context, m *method, req any) (string, error) {
+// unaryKey reads the key of a unary call from its request or incoming metadata.
+func unaryKey(ctx context.Context, m *method, req any) (string, error) {
 	var key string
 	switch m.kind {
 	case keyField:
