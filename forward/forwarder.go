@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
@@ -47,6 +48,7 @@ type Forwarder struct {
 	linkStopOnce sync.Once
 
 	methods *methodTable
+	tracer  trace.Tracer // nil without Config.TracerProvider
 
 	// dmu protects idle, the channel Drain waits on.
 	dmu      sync.Mutex
@@ -82,6 +84,9 @@ func New(cfg Config) (*Forwarder, error) {
 		errBusy:  status.Errorf(codes.ResourceExhausted, "swimring: node %s is at its limit of %d calls in flight", self, c.MaxInFlight),
 	}
 	f.view.Store(emptyView)
+	if c.TracerProvider != nil {
+		f.tracer = c.TracerProvider.Tracer(tracerName)
+	}
 	f.codecOpt = grpc.ForceCodecV2(f.codec)
 	f.pool = newPool(c.DialOptions, f.log)
 	if f.methods, err = newMethodTable(c.Routes, f.log); err != nil {
