@@ -116,6 +116,13 @@ func (r *KeyReader) Key(ctx context.Context, method string, req any) (key string
 	if !m.routed {
 		return "", false, nil
 	}
+	if m.kind == keyField { // the common case needs no metadata
+		key, err = m.keyOfMessage(req)
+		if err == nil && key == "" {
+			err = m.missingKey()
+		}
+		return key, true, err
+	}
 	md, _ := metadata.FromOutgoingContext(ctx)
 	key, err = unaryKey(metadata.NewIncomingContext(ctx, md), m, req)
 	return key, true, err
