@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -125,6 +126,9 @@ func New(cfg Config) (*Node, error) {
 	n.subs.init()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.tee = teeRegisterer{own: n.reg, user: c.Registerer}
+	// The Go runtime and the process on the private registry only: a user's
+	// Registerer (say prometheus.DefaultRegisterer) usually has them already.
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// health.NewServer reports "" as SERVING: not before Start.
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	n.health.SetServingStatus(adminv1.AdminService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
