@@ -265,6 +265,9 @@ type LoadRunReport struct {
 	StaleReads   int64            `json:"stale_reads"`
 	ErrorsByCode map[string]int64 `json:"errors_by_code,omitempty"`
 	ErrorsByNode map[string]int64 `json:"errors_by_node,omitempty"`
+	// FirstError is one failed call in one readable line (the first of the first
+	// worker that had one), to say why, e.g. a TLS mistake that fails every call.
+	FirstError string `json:"first_error,omitempty"`
 }
 
 // LoadLostKey is one key whose acknowledged write verification did not find.
@@ -393,9 +396,14 @@ type loadWorkerStats struct {
 	acked, unacked  int64
 	notFound, stale int64
 	errorsByNode    map[string]int64
+	firstErr        error
 }
 
-func (w *loadWorkerStats) nodeError(addr string) {
+func (l *loadRun) nodeError(w *loadWorkerStats, n *loadNode, err error) {
+	if w.firstErr == nil {
+		w.firstErr = l.d.callError(n.cc, n.addr, l.o.timeout, err)
+	}
+	addr := n.addr
 	if w.errorsByNode == nil {
 		w.errorsByNode = map[string]int64{}
 	}
@@ -405,6 +413,7 @@ func (w *loadWorkerStats) nodeError(addr string) {
 // loadRun is the state shared by the runs and the verification of one invocation.
 type loadRun struct {
 	o       loadOptions
+	d       dialer // how nodes were dialled, to explain a failed call
 	nodes   []*loadNode
 	tr      *kvtest.Ledger
 	keys    []string
@@ -454,6 +463,9 @@ func (l *loadRun) run(ctx context.Context, conc int) LoadRunReport {
 		r.PutsUnacked += s.unacked
 		r.GetNotFound += s.notFound
 		r.StaleReads += s.stale
+		if s.firstErr != nil && r.FirstError == "" {
+			r.FirstError = s.firstErr.Error()
+		}
 		for a, n := range s.errorsByNode {
 			if r.ErrorsByNode == nil {
 				r.ErrorsByNode = map[string]int64{}
@@ -506,7 +518,7 @@ func (l *loadRun) worker(ctx, stopCtx context.Context, gid int64, w int, issued 
 			} else {
 				st.unacked++
 				st.put.fail(status.Code(err))
-				st.nodeError(n.addr)
+				l.nodeError(st, n, err)
 			}
 		} else {
 			floor, hasFloor := l.tr.Floor(key)
@@ -526,7 +538,7 @@ func (l *loadRun) worker(ctx, stopCtx context.Context, gid int64, w int, issued 
 				}
 			default:
 				st.get.fail(code)
-				st.nodeError(n.addr)
+				l.nodeError(st, n, err)
 			}
 		}
 		cancel()
@@ -643,7 +655,7 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer loadClose(nodes)
-	l := &loadRun{o: o, nodes: nodes, tr: kvtest.NewLedger(), keys: make([]string, o.keys)}
+	l := &loadRun{o: o, d: d, nodes: nodes, tr: kvtest.NewLedger(), keys: make([]string, o.keys)}
 	for i := range l.keys {
 		l.keys[i] = fmt.Sprintf("%sk%d", o.prefix, i)
 	}
@@ -744,6 +756,9 @@ func printLoadReport(w io.Writer, rep *LoadReport, table bool) {
 			r.PutsAcked, r.PutsUnacked, r.GetNotFound, r.StaleReads)
 		if len(r.ErrorsByNode) > 0 {
 			fmt.Fprintf(w, "  errors by node:%s\n", loadFmtCounts(r.ErrorsByNode))
+		}
+		if r.FirstError != "" {
+			fmt.Fprintf(w, "  first error: %s\n", r.FirstError)
 		}
 	}
 	if v := rep.Verify; v != nil {

@@ -331,6 +331,12 @@ func TestCLITLSCluster(t *testing.T) {
 		t.Errorf("load over TLS: exit %d\n%s%s", code, out, errs)
 	}
 
+	// Without the credentials every call fails; the report says why in one line.
+	out, errs, code = cliRun(t, "load", "--addrs", n1.info.GRPCAddr, "--count", "5", "--verify=false")
+	if code != 0 || !strings.Contains(out, "first error: cannot reach "+n1.info.GRPCAddr+": the node closed the connection without answering: does it use TLS?") {
+		t.Errorf("load without TLS: exit %d\n%s%s", code, out, errs)
+	}
+
 	// The admin token over TLS; then leave with the admin certificate.
 	if out := cliOK(t, with(caFlag, "heal", "--addr", n1.info.GRPCAddr, "--token-file", token)...); !strings.Contains(out, "re-joined") {
 		t.Errorf("heal with the token: %q", out)
