@@ -404,6 +404,8 @@ func runNode(ctx context.Context, e *env, args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: swimring node [flags]")
 		fmt.Fprintln(fs.Output(), "Runs one node of the example kv store until SIGTERM/SIGINT or an admin leave.")
+		fmt.Fprintln(fs.Output(), "It needs a way to authenticate the other nodes: --key-file, or --tls-cert, --tls-key and")
+		fmt.Fprintln(fs.Output(), "--tls-ca (swimring certs makes a development PKI), or both; --insecure runs without.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
