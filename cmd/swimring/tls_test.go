@@ -266,10 +266,10 @@ func TestCLITLSCluster(t *testing.T) {
 		return strings.Join(ids, ",") == "n1,n2,n3", fmt.Sprint(ids)
 	})
 	// The CA from the environment, as the demo's export line sets it.
-	out, errs, code := cliRunEnv(t, []string{tlsCAEnv + "=" + filepath.Join(pki, "ca.pem")}, "members", "--addr", n2.info.GRPCAddr)
-	if code != 0 || !strings.Contains(out, "3 members (3 alive), as n2 sees them") {
-		t.Errorf("members with $%s: exit %d\n%s%s", tlsCAEnv, code, out, errs)
-	}
+	cliEventually(t, 20*time.Second, "n2 sees 3 members alive, with $"+tlsCAEnv, func() (bool, string) {
+		out, errs, code := cliRunEnv(t, []string{tlsCAEnv + "=" + filepath.Join(pki, "ca.pem")}, "members", "--addr", n2.info.GRPCAddr)
+		return code == 0 && strings.Contains(out, "3 members (3 alive), as n2 sees them"), fmt.Sprintf("exit %d: %s%s", code, out, errs)
+	})
 	cliOK(t, with(caFlag, "kv", "put", "greeting", "hello over TLS", "--addr", n1.info.GRPCAddr)...)
 	if out := cliOK(t, with(caFlag, "kv", "get", "greeting", "--addr", n2.info.GRPCAddr)...); out != "hello over TLS\n" {
 		t.Errorf("kv get over TLS: %q", out)
@@ -313,10 +313,10 @@ func TestCLITLSCluster(t *testing.T) {
 	// checksums asks every member with the same credentials: n3 too, which wants the
 	// client certificate.
 	var sums checksumsJSON
-	cliJSON(t, &sums, with(client, "checksums", "--addr", n1.info.GRPCAddr)...)
-	if !sums.Agree || len(sums.Groups) != 1 || len(sums.Groups[0].Nodes) != 3 || len(sums.Unreachable) != 0 {
-		t.Errorf("checksums with a client certificate: %+v", sums)
-	}
+	cliEventually(t, 20*time.Second, "checksums with a client certificate: 3 nodes agree", func() (bool, string) {
+		cliJSON(t, &sums, with(client, "checksums", "--addr", n1.info.GRPCAddr)...)
+		return sums.Agree && len(sums.Groups) == 1 && len(sums.Groups[0].Nodes) == 3 && len(sums.Unreachable) == 0, fmt.Sprintf("%+v", sums)
+	})
 	cliJSON(t, &sums, with(caFlag, "checksums", "--addr", n1.info.GRPCAddr)...)
 	if len(sums.Unreachable) != 1 || sums.Unreachable[0].ID != "n3" || !strings.Contains(sums.Unreachable[0].Error, "requires a client certificate") {
 		t.Errorf("checksums without a client certificate: %+v", sums)
@@ -325,7 +325,7 @@ func TestCLITLSCluster(t *testing.T) {
 	// load over TLS, its flags from the environment.
 	env := []string{tlsCAEnv + "=" + filepath.Join(pki, "ca.pem"), tlsCertEnv + "=" + filepath.Join(pki, "client-app.pem"),
 		tlsKeyEnv + "=" + filepath.Join(pki, "client-app-key.pem")}
-	out, errs, code = cliRunEnv(t, env, "load", "--addrs", strings.Join([]string{n1.info.GRPCAddr, n2.info.GRPCAddr, n3.info.GRPCAddr}, ","),
+	out, errs, code := cliRunEnv(t, env, "load", "--addrs", strings.Join([]string{n1.info.GRPCAddr, n2.info.GRPCAddr, n3.info.GRPCAddr}, ","),
 		"--count", "150", "--concurrency", "3", "--keys", "30")
 	if code != 0 || !strings.Contains(out, "calls 150 in ") || !strings.Contains(out, "ok/s, 0 errors") || !strings.Contains(out, "lost 0, unverified 0") {
 		t.Errorf("load over TLS: exit %d\n%s%s", code, out, errs)
