@@ -161,6 +161,10 @@ func New(cfg Config) (*Node, error) {
 			fc.DialOptions = forward.DialOptions(c.TLS.peerCredentials())
 		}
 	}
+	if c.TLS != nil && len(c.SecretKeys) == 0 {
+		n.log.Warn("gossip is neither encrypted nor authenticated (TLS covers gRPC only): set SecretKeys too, " +
+			"or anyone who reaches the gossip port can join the member list")
+	}
 	if len(fc.MarkKeys) == 0 && !fc.PeerCerts {
 		n.log.Warn("insecure: nothing authenticates the nodes to each other (no SecretKeys, Forward.MarkKeys or TLS): " +
 			"any client of the gRPC port can pass for a node and call the node-to-node services")
