@@ -153,10 +153,29 @@ func printMembers(w io.Writer, r *adminv1.MembersResponse) error {
 	return err
 }
 
+// newestBoots keeps one member per ID, its newest boot: a node that restarted is one
+// node, not one row per boot.
+func newestBoots(r *adminv1.MembersResponse) *adminv1.MembersResponse {
+	out := &adminv1.MembersResponse{SelfId: r.GetSelfId()}
+	index := map[string]int{}
+	for _, m := range r.GetMembers() {
+		i, seen := index[m.GetId()]
+		switch {
+		case !seen:
+			index[m.GetId()] = len(out.Members)
+			out.Members = append(out.Members, m)
+		case m.GetBootUnixNano() > out.Members[i].GetBootUnixNano():
+			out.Members[i] = m
+		}
+	}
+	return out
+}
+
 func runMembers(ctx context.Context, e *env, args []string) error {
-	var all bool
+	var all, boots bool
 	c, _, err := adminFlags("members", e, args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&all, "all", false, "include dead members and those that left")
+		fs.BoolVar(&boots, "boots", false, "one row per boot of a node (a restarted node has several), not one per ID")
 	})
 	if err != nil {
 		return err
@@ -165,6 +184,9 @@ func runMembers(ctx context.Context, e *env, args []string) error {
 		r, err := adminv1.NewAdminServiceClient(cc).Members(ctx, &adminv1.MembersRequest{IncludeGone: all})
 		if err != nil {
 			return err
+		}
+		if !boots {
+			r = newestBoots(r)
 		}
 		if c.json {
 			return writeJSONDoc(e.stdout, membersDoc(r))

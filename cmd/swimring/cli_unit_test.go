@@ -622,3 +622,23 @@ func TestNodeInsecureWarns(t *testing.T) {
 		t.Errorf("no warning in the log:\n%s", logs.String())
 	}
 }
+
+// members shows one row per node ID by default: the newest boot of a node that
+// restarted, wherever the admin service lists it.
+func TestNewestBoots(t *testing.T) {
+	r := &adminv1.MembersResponse{SelfId: "a", Members: []*adminv1.Member{
+		{Id: "a", Name: "a/1", BootUnixNano: 10, State: adminv1.MemberState_MEMBER_STATE_ALIVE},
+		{Id: "b", Name: "b/1", BootUnixNano: 5, State: adminv1.MemberState_MEMBER_STATE_DEAD},
+		{Id: "b", Name: "b/2", BootUnixNano: 20, State: adminv1.MemberState_MEMBER_STATE_ALIVE},
+		{Id: "c", Name: "c/2", BootUnixNano: 30, State: adminv1.MemberState_MEMBER_STATE_ALIVE},
+		{Id: "c", Name: "c/1", BootUnixNano: 3, State: adminv1.MemberState_MEMBER_STATE_LEFT},
+	}}
+	got := newestBoots(r)
+	var names []string
+	for _, m := range got.GetMembers() {
+		names = append(names, m.GetName())
+	}
+	if want := []string{"a/1", "b/2", "c/2"}; !slices.Equal(names, want) {
+		t.Fatalf("one row per ID: %v, want %v", names, want)
+	}
+}
