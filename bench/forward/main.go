@@ -18,6 +18,7 @@
 //	            forward per call.
 //	smart       the smart client (package client) over the three Nodes, keys of
 //	            every owner: each call goes straight to its key's owner, no forward.
+//	smart-n0    the smart client with node 0's keys only (local's single server).
 //
 // Every client uses grpc's default dial options. Besides rps and latencies it reports
 // heap allocations per call (runtime.MemStats.Mallocs over the measured loop ÷ calls,
@@ -440,6 +441,9 @@ func main() {
 		{"swimring", "local", echoOp(nodeCC, localKeys, payload, func(s string) bool { return s == "n0" })},
 		{"swimring", "forward", echoOp(nodeCC, remoteKeys, payload, func(s string) bool { return s != "n0" })},
 		{"swimring", "smart", smartOp(smartCC, allKeys, payload, ownerOf)},
+		// The smart client with node 0's keys only: the same single server as local,
+		// which tells the client's own cost from that of spreading calls over servers.
+		{"swimring", "smart-n0", smartOp(smartCC, localKeys, payload, ownerOf)},
 	}
 	var cases []bcase
 	for _, c := range all {
@@ -564,7 +568,7 @@ func printTable(w *os.File, results []result, concs []int, anc anchorRatios) {
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range concs {
 		base, tb := g["echo/"+strconv.Itoa(c)], g["echo-tuned/"+strconv.Itoa(c)]
-		for _, name := range []string{"echo", "echo-tuned", "local", "forward", "smart"} {
+		for _, name := range []string{"echo", "echo-tuned", "local", "forward", "smart", "smart-n0"} {
 			s := g[name+"/"+strconv.Itoa(c)]
 			if s == nil {
 				continue
