@@ -168,7 +168,7 @@ type Config struct {
 	Pprof bool
 
 	// AdminToken, if set (at least 16 bytes), is what the mutating admin calls
-	// (Leave, Heal) need in the metadata "authorization: Bearer TOKEN", unless the
+	// (Leave, Heal, Keys) need in the metadata "authorization: Bearer TOKEN", unless the
 	// caller presents a TLS certificate naming a node or an admin. Without it, those
 	// calls are accepted from callers on this host (loopback) or with such a
 	// certificate only.
