@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -146,11 +147,16 @@ func (a *adminServer) Stats(context.Context, *adminv1.StatsRequest) (*adminv1.St
 	return a.n.Stats().proto(), nil
 }
 
-// authorizeMutation lets a mutating admin call (Leave, Heal) through: with a TLS
-// client certificate naming a node or an admin, with the admin token
+// authorizeMutation lets a mutating admin call (Leave, Heal, Keys) through: with a
+// TLS client certificate naming a node or an admin, with the admin token
 // (Config.AdminToken, as "authorization: Bearer TOKEN"), or, when no token is set,
 // from a caller on this host. Anyone else may read (members, ring, stats), not steer.
 func (n *Node) authorizeMutation(ctx context.Context, method string) error {
+	return n.authorizeAdmin(ctx, method, "changes the cluster")
+}
+
+// authorizeAdmin is authorizeMutation for a call that does what (the refusal says it).
+func (n *Node) authorizeAdmin(ctx context.Context, method, what string) error {
 	if role, _, ok := forward.CertIdentity(ctx); ok && (role == forward.RoleNode || role == forward.RoleAdmin) {
 		return nil
 	}
@@ -161,14 +167,33 @@ func (n *Node) authorizeMutation(ctx context.Context, method string) error {
 				return nil
 			}
 		}
-		return status.Errorf(codes.Unauthenticated, "swimring.admin.v1.AdminService/%s changes the cluster: it needs the admin token (authorization: Bearer TOKEN) or an admin certificate", method)
+		return status.Errorf(codes.Unauthenticated, "swimring.admin.v1.AdminService/%s %s: it needs the admin token (authorization: Bearer TOKEN) or an admin certificate", method, what)
 	}
+	if fromLoopback(ctx) {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied, "swimring.admin.v1.AdminService/%s %s: it is accepted from this host, or with an admin certificate or the admin token (Config.AdminToken)", method, what)
+}
+
+// fromLoopback reports whether the caller is on this host.
+func fromLoopback(ctx context.Context) bool {
 	if p, ok := peer.FromContext(ctx); ok {
 		if a, ok := p.Addr.(*net.TCPAddr); ok && a.IP.IsLoopback() {
-			return nil
+			return true
 		}
 	}
-	return status.Errorf(codes.PermissionDenied, "swimring.admin.v1.AdminService/%s changes the cluster: it is accepted from this host, or with an admin certificate or the admin token (Config.AdminToken)", method)
+	return false
+}
+
+// privateChannel reports whether what the caller sent crossed no network in the
+// clear: it came over TLS, or from this host.
+func privateChannel(ctx context.Context) bool {
+	if p, ok := peer.FromContext(ctx); ok {
+		if _, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			return true
+		}
+	}
+	return fromLoopback(ctx)
 }
 
 func (a *adminServer) Leave(ctx context.Context, _ *adminv1.LeaveRequest) (*adminv1.LeaveResponse, error) {
@@ -197,6 +222,56 @@ func (a *adminServer) Heal(ctx context.Context, _ *adminv1.HealRequest) (*adminv
 		return nil, status.Errorf(codes.Unavailable, "%v", err)
 	}
 	return &adminv1.HealResponse{Rejoined: uint32(k)}, nil
+}
+
+func (a *adminServer) Keys(ctx context.Context, req *adminv1.KeysRequest) (*adminv1.KeysResponse, error) {
+	n := a.n
+	op := req.GetOp()
+	what := "changes the cluster's secret keys"
+	if op == adminv1.KeyOp_KEY_OP_LIST {
+		// Fingerprints only, but they still tell a holder of a stolen key whether it
+		// is in use: for operators, like the changes.
+		what = "shows the cluster's secret keys"
+	}
+	if err := n.authorizeAdmin(ctx, "Keys", what); err != nil {
+		return nil, err
+	}
+	var change func([]byte) error
+	switch op {
+	case adminv1.KeyOp_KEY_OP_LIST:
+	case adminv1.KeyOp_KEY_OP_INSTALL:
+		change = n.InstallKey
+	case adminv1.KeyOp_KEY_OP_USE:
+		change = n.UseKey
+	case adminv1.KeyOp_KEY_OP_REMOVE:
+		change = n.RemoveKey
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "swimring.admin.v1.AdminService/Keys: unknown op %v", op)
+	}
+	if change != nil {
+		if len(req.GetKey()) == 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "swimring.admin.v1.AdminService/Keys: %v needs a key", op)
+		}
+		if !privateChannel(ctx) {
+			return nil, status.Error(codes.FailedPrecondition, "swimring.admin.v1.AdminService/Keys: a key is accepted over TLS or from the node's own host only, "+
+				"never in the clear over the network: give the nodes TLS, or send it from the node's host")
+		}
+		if err := change(req.GetKey()); err != nil {
+			code := codes.Internal
+			switch {
+			case errors.Is(err, ErrInvalidKey):
+				code = codes.InvalidArgument
+			case errors.Is(err, ErrNoEncryption), errors.Is(err, ErrUnknownKey), errors.Is(err, ErrPrimaryKey):
+				code = codes.FailedPrecondition
+			}
+			return nil, status.Error(code, err.Error())
+		}
+	}
+	resp := &adminv1.KeysResponse{NodeId: n.cfg.ID}
+	for _, k := range n.Keys() {
+		resp.Fingerprints = append(resp.Fingerprints, KeyFingerprint(k))
+	}
+	return resp, nil
 }
 
 // ringEvent describes the step from old (nil: the initial event) to cur.

@@ -32,6 +32,16 @@ var (
 	ErrTooFewMembers = errors.New("swimring: fewer members than MinMembers")
 	// ErrUnknownMember: Conn was asked for an ID that is not a current member.
 	ErrUnknownMember = errors.New("swimring: unknown member")
+	// ErrNoEncryption: a key change on a node created without SecretKeys (gossip
+	// encryption cannot be turned on in a running node).
+	ErrNoEncryption = errors.New("swimring: gossip encryption not configured")
+	// ErrInvalidKey: a secret key of the wrong size (16, 24 or 32 bytes).
+	ErrInvalidKey = errors.New("swimring: invalid secret key")
+	// ErrUnknownKey: UseKey was given a key that is not installed.
+	ErrUnknownKey = errors.New("swimring: secret key not installed")
+	// ErrPrimaryKey: RemoveKey was given the primary key, which the node encrypts
+	// and signs with.
+	ErrPrimaryKey = errors.New("swimring: the primary secret key cannot be removed")
 )
 
 // DefaultRingDebounce is how long the ring builder waits after a membership change
@@ -77,7 +87,8 @@ type Config struct {
 
 	// SecretKeys encrypt gossip (16, 24 or 32 bytes each; the first is the primary),
 	// and the keys that authenticate the nodes' calls to each other (forward marks)
-	// are derived from them. Empty: no encryption.
+	// are derived from them. Empty: no encryption. Node.InstallKey, UseKey and
+	// RemoveKey rotate them at run time.
 	SecretKeys [][]byte
 
 	// TLS, if set, secures every gRPC hop with one certificate authority: the
@@ -157,7 +168,7 @@ type Config struct {
 	Pprof bool
 
 	// AdminToken, if set (at least 16 bytes), is what the mutating admin calls
-	// (Leave, Heal) need in the metadata "authorization: Bearer TOKEN", unless the
+	// (Leave, Heal, Keys) need in the metadata "authorization: Bearer TOKEN", unless the
 	// caller presents a TLS certificate naming a node or an admin. Without it, those
 	// calls are accepted from callers on this host (loopback) or with such a
 	// certificate only.

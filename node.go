@@ -2,8 +2,6 @@ package swimring
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -95,6 +93,13 @@ type Node struct {
 	closed    chan struct{}      // closed at the end of Close: WatchRing streams end
 	wg        sync.WaitGroup     // ring goroutine, subscribers, metrics server
 
+	// keyMu serialises the secret key changes (InstallKey, UseKey, RemoveKey), so
+	// that the gossip keyring and the mark keys derived from it change together and
+	// in the same order. derivedMarks: the mark keys are derived from SecretKeys
+	// (Forward.MarkKeys was not set), so they follow the key changes; set by New.
+	keyMu        sync.Mutex
+	derivedMarks bool
+
 	// healthMu protects serving (the last status set on the health server).
 	healthMu sync.Mutex
 	serving  bool
@@ -145,15 +150,10 @@ func New(cfg Config) (*Node, error) {
 
 	fc := c.Forward
 	if len(fc.MarkKeys) == 0 && len(c.SecretKeys) > 0 {
-		// The gossip keys are the cluster's shared secret: marks signed with keys
-		// derived from them prove a call comes from a node of the cluster.
-		for _, k := range c.SecretKeys {
-			mk, err := hkdf.Key(sha256.New, k, nil, "swimring forward mark", 32)
-			if err != nil {
-				return nil, fmt.Errorf("%w: deriving the mark key: %v", ErrInvalidConfig, err)
-			}
-			fc.MarkKeys = append(fc.MarkKeys, mk)
+		if fc.MarkKeys, err = markKeysFrom(c.SecretKeys); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 		}
+		n.derivedMarks = true
 	}
 	if c.TLS != nil {
 		fc.PeerCerts = true

@@ -289,12 +289,9 @@ func (c *Config) withDefaults() (Config, error) {
 	case out.MarkMaxAge < 4*time.Second:
 		return out, fmt.Errorf("%w: MarkMaxAge %v is below 4s (marks are re-made every MarkMaxAge/4, in whole seconds)", ErrBadConfig, out.MarkMaxAge)
 	}
-	keys := make([][]byte, 0, len(out.MarkKeys))
-	for i, k := range out.MarkKeys {
-		if len(k) < 16 {
-			return out, fmt.Errorf("%w: MarkKeys[%d] is %d bytes, at least 16 needed", ErrBadConfig, i, len(k))
-		}
-		keys = append(keys, append([]byte(nil), k...))
+	keys, err := copyMarkKeys(out.MarkKeys)
+	if err != nil {
+		return out, err
 	}
 	out.MarkKeys = keys
 	routes := make(map[string]Rule, len(out.Routes))
@@ -310,6 +307,23 @@ func (c *Config) withDefaults() (Config, error) {
 	out.Routes = routes
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	return out, nil
+}
+
+// minMarkKeyLen is the shortest mark key accepted: an HMAC key much shorter than the
+// hash is guessable.
+const minMarkKeyLen = 16
+
+// copyMarkKeys validates keys and copies them, so that the caller's slices can change
+// afterwards without touching the keys in use (New and SetMarkKeys).
+func copyMarkKeys(keys [][]byte) ([][]byte, error) {
+	out := make([][]byte, 0, len(keys))
+	for i, k := range keys {
+		if len(k) < minMarkKeyLen {
+			return nil, fmt.Errorf("%w: MarkKeys[%d] is %d bytes, at least %d needed", ErrBadConfig, i, len(k), minMarkKeyLen)
+		}
+		out = append(out, append([]byte(nil), k...))
 	}
 	return out, nil
 }

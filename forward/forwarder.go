@@ -77,7 +77,7 @@ func New(cfg Config) (*Forwarder, error) {
 		self:     self,
 		log:      c.Logger.With("component", "forward", "node", self),
 		codec:    newRelayCodec(),
-		marks:    &marks{self: self, keys: c.MarkKeys, maxAge: c.MarkMaxAge, now: time.Now},
+		marks:    newMarks(self, c.MarkKeys, c.MarkMaxAge, time.Now),
 		ownerMD:  metadata.MD{OwnerHeader: []string{self}},
 		max:      int64(c.MaxInFlight),
 		linkStop: make(chan struct{}),
@@ -142,6 +142,29 @@ func (f *Forwarder) Close() error {
 	f.pool.close()
 	f.bg.Wait()
 	f.met.unregister(f.cfg.Registerer)
+	return nil
+}
+
+// SetMarkKeys replaces the mark keys (see Config.MarkKeys: the first signs, all
+// verify) while the Forwarder runs, for key rotation: marks signed under a key no
+// longer in keys are refused from the next call on, and this node signs with the new
+// first key from its next forwarded call. Peer links already open stay open: they
+// were authenticated when they were opened. keys are copied and validated like
+// Config.MarkKeys; at least one is needed, and only a Forwarder created with
+// MarkKeys takes them (turning authentication on or off at run time would make this
+// node and its peers refuse each other). Errors wrap ErrBadConfig.
+func (f *Forwarder) SetMarkKeys(keys [][]byte) error {
+	if len(f.cfg.MarkKeys) == 0 {
+		return fmt.Errorf("%w: this Forwarder was created without MarkKeys: mark authentication cannot be turned on at run time", ErrBadConfig)
+	}
+	if len(keys) == 0 {
+		return fmt.Errorf("%w: no MarkKeys: mark authentication cannot be turned off at run time", ErrBadConfig)
+	}
+	ks, err := copyMarkKeys(keys)
+	if err != nil {
+		return err
+	}
+	f.marks.setKeys(ks)
 	return nil
 }
 

@@ -115,15 +115,34 @@ func macVerifies(b, mac []byte, keys [][]byte) bool {
 // the receiving path checks a MAC once per sender and issue time).
 type marks struct {
 	self   string
-	keys   [][]byte      // the first signs; all verify
 	maxAge time.Duration // with keys: marks issued further away from now are refused
 	now    func() time.Time
-	out    atomic.Pointer[outMarks]
+	// set is the current key set with its caches; SetMarkKeys replaces it whole, so
+	// the hot path reads it with one atomic load and no lock.
+	set atomic.Pointer[markKeySet]
 
-	// mu protects writes of seen; reads go through the atomic snapshot.
-	mu   sync.Mutex
+	// mu protects writes of every set's seen; reads go through the atomic snapshot.
+	mu sync.Mutex
+}
+
+// markKeySet is one set of mark keys, never modified, and the caches made under it. The
+// caches live here, not in marks, so that a key swap drops them with the set: a mark
+// signed (or verified) under a removed key cannot survive in a cache, even when it
+// is stored there by a call that raced with the swap.
+type markKeySet struct {
+	keys [][]byte // the first signs; all verify; never modified
+	out  atomic.Pointer[outMarks]
 	seen atomic.Pointer[map[string]mark]
 }
+
+func newMarks(self string, keys [][]byte, maxAge time.Duration, now func() time.Time) *marks {
+	ms := &marks{self: self, maxAge: maxAge, now: now}
+	ms.set.Store(&markKeySet{keys: keys})
+	return ms
+}
+
+// setKeys replaces the key set; keys must be validated and owned by the caller.
+func (ms *marks) setKeys(keys [][]byte) { ms.set.Store(&markKeySet{keys: keys}) }
 
 type outMarks struct {
 	issued  int64
@@ -158,46 +177,48 @@ func (ms *marks) outgoingMD(flags uint8) ([]string, error) {
 // that a receiver never sees one older than that plus the network's delay.
 func (ms *marks) current() (*outMarks, error) {
 	now := ms.now().Unix()
-	o := ms.out.Load()
+	ks := ms.set.Load()
+	o := ks.out.Load()
 	if o == nil || now-o.issued >= max(int64(ms.maxAge/time.Second)/4, 1) || now < o.issued {
 		o = &outMarks{issued: now}
 		for fl := range o.byFlags {
-			s, err := encodeMark(mark{Flags: uint8(fl), Issued: now, Sender: ms.self}, ms.signingKey())
+			s, err := encodeMark(mark{Flags: uint8(fl), Issued: now, Sender: ms.self}, ks.signingKey())
 			if err != nil {
 				return nil, err
 			}
 			o.byFlags[fl] = s
 			o.md[fl] = []string{s}
 		}
-		ms.out.Store(o)
+		ks.out.Store(o)
 	}
 	return o, nil
 }
 
 // signingKey is the key this node's marks are signed with (nil: none).
-func (ms *marks) signingKey() []byte {
-	if len(ms.keys) == 0 {
+func (ks *markKeySet) signingKey() []byte {
+	if len(ks.keys) == 0 {
 		return nil
 	}
-	return ms.keys[0]
+	return ks.keys[0]
 }
 
 // verify parses s, using the cache of marks already verified. With keys, a mark
 // issued more than maxAge away from this node's clock is refused, so a captured one
 // cannot be replayed for long; without a key anyone can make a mark anyway.
 func (ms *marks) verify(s string) (mark, error) {
-	if len(ms.keys) == 0 {
+	ks := ms.set.Load()
+	if len(ks.keys) == 0 {
 		// Without a key parsing is cheap, and caching unauthenticated input would
 		// let clients churn the cache.
 		return parseMark(s, nil)
 	}
 	m, cached := mark{}, false
-	if p := ms.seen.Load(); p != nil {
+	if p := ks.seen.Load(); p != nil {
 		m, cached = (*p)[s]
 	}
 	if !cached {
 		var err error
-		if m, err = parseMark(s, ms.keys); err != nil {
+		if m, err = parseMark(s, ks.keys); err != nil {
 			return m, err
 		}
 	}
@@ -208,7 +229,7 @@ func (ms *marks) verify(s string) (mark, error) {
 		return m, nil
 	}
 	ms.mu.Lock()
-	old := ms.seen.Load()
+	old := ks.seen.Load()
 	n := make(map[string]mark, 8)
 	if old != nil && len(*old) < maxSeenMarks {
 		for k, v := range *old {
@@ -216,7 +237,7 @@ func (ms *marks) verify(s string) (mark, error) {
 		}
 	}
 	n[s] = m
-	ms.seen.Store(&n)
+	ks.seen.Store(&n)
 	ms.mu.Unlock()
 	return m, nil
 }

@@ -49,7 +49,8 @@ func CertIdentity(ctx context.Context) (role, name string, ok bool) {
 }
 
 // secured reports whether marks are authenticated (MarkKeys or PeerCerts), so that a
-// peer can be told from a client.
+// peer can be told from a client. cfg.MarkKeys are the keys given to New: SetMarkKeys
+// swaps the keys in use but never empties them, so whether there are any is fixed.
 func (f *Forwarder) secured() bool { return len(f.cfg.MarkKeys) > 0 || f.cfg.PeerCerts }
 
 // trustSender says whether a mark that parsed (and whose MAC verified, with MarkKeys)

@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -33,6 +34,10 @@ type Membership struct {
 	ml        *memberlist.Memberlist
 	keyring   *memberlist.Keyring // nil without SecretKeys
 	susp      suspicionReader     // which members memberlist suspects (suspect.go)
+
+	// keyMu serialises the keyring changes (RemoveKey's takes several memberlist calls)
+	// and Keys' copy of memberlist's own slice, which its RemoveKey shifts in place.
+	keyMu sync.Mutex
 
 	metaMu  sync.Mutex             // serialises metadata updates (and memberlist's UpdateNode, which races with itself)
 	curMeta nodeMeta               // guarded by metaMu
@@ -321,6 +326,8 @@ func (m *Membership) AddKey(key []byte) error {
 	if m.keyring == nil {
 		return ErrNoEncryption
 	}
+	m.keyMu.Lock()
+	defer m.keyMu.Unlock()
 	return m.keyring.AddKey(slices.Clone(key))
 }
 
@@ -329,23 +336,60 @@ func (m *Membership) UseKey(key []byte) error {
 	if m.keyring == nil {
 		return ErrNoEncryption
 	}
+	m.keyMu.Lock()
+	defer m.keyMu.Unlock()
 	return m.keyring.UseKey(key)
 }
 
-// RemoveKey removes a key that is not the primary.
+// RemoveKey removes a key that is not the primary (a key not installed: nothing
+// to do).
 func (m *Membership) RemoveKey(key []byte) error {
 	if m.keyring == nil {
 		return ErrNoEncryption
 	}
-	return m.keyring.RemoveKey(key)
+	m.keyMu.Lock()
+	defer m.keyMu.Unlock()
+	keys := m.keyring.GetKeys()
+	i := slices.IndexFunc(keys, func(k []byte) bool { return bytes.Equal(k, key) })
+	if i <= 0 {
+		return m.keyring.RemoveKey(key) // the primary: memberlist's error; absent: a no-op
+	}
+	// memberlist's RemoveKey shifts the keys after the removed one down in place, in
+	// the array GetKeys hands to every decryption in flight (a data race). Removing
+	// the last key shifts nothing, so remove from the end and put the keys that
+	// followed back: for that moment a packet encrypted with one of them is dropped,
+	// which gossip survives (it resends). Rotation in the usual order (install new,
+	// use new, remove old) removes the last key and never gets here.
+	after := slices.Clone(keys[i+1:])
+	for j := len(after) - 1; j >= 0; j-- {
+		if err := m.keyring.RemoveKey(after[j]); err != nil {
+			return err
+		}
+	}
+	if err := m.keyring.RemoveKey(key); err != nil {
+		return err
+	}
+	for _, k := range after {
+		if err := m.keyring.AddKey(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// Keys returns the installed keys, primary first.
+// Keys returns copies of the installed keys, primary first.
 func (m *Membership) Keys() [][]byte {
 	if m.keyring == nil {
 		return nil
 	}
-	return m.keyring.GetKeys()
+	m.keyMu.Lock()
+	defer m.keyMu.Unlock()
+	keys := m.keyring.GetKeys()
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = slices.Clone(k)
+	}
+	return out
 }
 
 // Leave leaves the cluster gracefully: it marks this node's metadata as

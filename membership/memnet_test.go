@@ -346,6 +346,34 @@ func TestMemnetKeyRotation(t *testing.T) {
 	}
 }
 
+// RemoveKey of a key in the middle of the keyring keeps the others in their order
+// (it works around memberlist's in-place shift, see RemoveKey); the primary cannot be
+// removed; removing an absent key does nothing; Keys hands out copies.
+func TestRemoveKeyKeepsOrder(t *testing.T) {
+	k1, k2, k3 := []byte("0123456789abcdef"), []byte("fedcba9876543210"), []byte("ffffffffffffffff")
+	c := &cluster{t: t, net: newNetwork(t, 22)}
+	cfg := c.config("n0")
+	cfg.SecretKeys = [][]byte{k1, k2, k3}
+	m := c.start(cfg)
+	if err := m.RemoveKey(k1); err == nil {
+		t.Fatal("removing the primary key: no error")
+	}
+	if err := m.RemoveKey(k2); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RemoveKey([]byte("not installed...")); err != nil {
+		t.Fatalf("removing an absent key: %v", err)
+	}
+	keys := m.Keys()
+	if !slices.EqualFunc(keys, [][]byte{k1, k3}, func(a, b []byte) bool { return string(a) == string(b) }) {
+		t.Fatalf("keys after removing the middle one: %q", keys)
+	}
+	keys[0][0] = 'X'
+	if m.Keys()[0][0] == 'X' {
+		t.Fatal("Keys handed out the keyring's own bytes")
+	}
+}
+
 func TestMemnetUpdateLabels(t *testing.T) {
 	c := newCluster(t, newNetwork(t, 21), 5)
 	c.converge(20*time.Second, c.nodes)

@@ -514,26 +514,50 @@ func printChecksums(w io.Writer, groups []sumGroup, unreachable []nodeSum) error
 // maxChecksumNodes bounds how many nodes checksums asks.
 const maxChecksumNodes = 1024
 
-// askRing asks the node at addr for its ring and, when members is set, its members
-// (dead ones included, to find the other side of a split).
-func askRing(ctx context.Context, d dialer, addr string, timeout time.Duration, members bool) (*adminv1.RingResponse, *adminv1.MembersResponse, error) {
+// askNode calls the admin service of the node at addr through fn, bounded by
+// timeout, and explains a failure (see callError).
+func askNode(ctx context.Context, d dialer, addr string, timeout time.Duration, fn func(context.Context, adminv1.AdminServiceClient) error) error {
 	cc, err := d.dial(addr)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	admin := adminv1.NewAdminServiceClient(cc)
-	var mr *adminv1.MembersResponse
-	if members {
-		if mr, err = admin.Members(ctx, &adminv1.MembersRequest{IncludeGone: true}); err != nil {
-			return nil, nil, d.callError(cc, addr, timeout, err)
-		}
+	if err := fn(ctx, adminv1.NewAdminServiceClient(cc)); err != nil {
+		return d.callError(cc, addr, timeout, err)
 	}
-	rr, err := admin.Ring(ctx, &adminv1.RingRequest{})
+	return nil
+}
+
+// inParallel runs fn(0), ..., fn(n-1), 16 at a time, and waits for them all.
+func inParallel(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			fn(i)
+		})
+	}
+	wg.Wait()
+}
+
+// askRing asks the node at addr for its ring and, when members is set, its members
+// (dead ones included, to find the other side of a split).
+func askRing(ctx context.Context, d dialer, addr string, timeout time.Duration, members bool) (rr *adminv1.RingResponse, mr *adminv1.MembersResponse, err error) {
+	err = askNode(ctx, d, addr, timeout, func(ctx context.Context, admin adminv1.AdminServiceClient) error {
+		if members {
+			if mr, err = admin.Members(ctx, &adminv1.MembersRequest{IncludeGone: true}); err != nil {
+				return err
+			}
+		}
+		rr, err = admin.Ring(ctx, &adminv1.RingRequest{})
+		return err
+	})
 	if err != nil {
-		return nil, nil, d.callError(cc, addr, timeout, err)
+		return nil, nil, err
 	}
 	return rr, mr, nil
 }
@@ -595,23 +619,16 @@ func collectChecksums(ctx context.Context, c *clientFlags) ([]nodeSum, error) {
 			return append(sums, frontier...), nil
 		}
 		results := make([]*adminv1.MembersResponse, len(frontier))
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 16)
-		for i := range frontier {
-			wg.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				s := &frontier[i]
-				rr, mr, err := askRing(ctx, d, s.GRPCAddr, c.timeout, true)
-				if err != nil {
-					s.Err = err
-					return
-				}
-				s.Version, s.Checksum, s.RingSize = rr.GetVersion(), rr.GetChecksum(), len(rr.GetMembers())
-				results[i] = mr
-			})
-		}
-		wg.Wait()
+		inParallel(len(frontier), func(i int) {
+			s := &frontier[i]
+			rr, mr, err := askRing(ctx, d, s.GRPCAddr, c.timeout, true)
+			if err != nil {
+				s.Err = err
+				return
+			}
+			s.Version, s.Checksum, s.RingSize = rr.GetVersion(), rr.GetChecksum(), len(rr.GetMembers())
+			results[i] = mr
+		})
 		sums = append(sums, frontier...)
 		var more []nodeSum
 		for _, r := range results {

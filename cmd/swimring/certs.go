@@ -51,7 +51,7 @@ Makes a development PKI in --dir (default ./swimring-certs):
                 serves clients (who verify it by the --hosts, IP addresses or DNS
                 names, they dial) and authenticates the node to the others
   admin NAME    admin-NAME.pem and admin-NAME-key.pem: a client certificate allowed
-                the mutating admin calls (leave, heal), swimring://admin/NAME
+                the mutating admin calls (leave, heal, keys), swimring://admin/NAME
   client NAME   client-NAME.pem and client-NAME-key.pem: a client certificate,
                 swimring://client/NAME (what a node started with --tls-client-certs
                 wants of every client)

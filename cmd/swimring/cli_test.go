@@ -69,12 +69,18 @@ func cliRun(t *testing.T, args ...string) (stdout, stderr string, code int) {
 // cliRunEnv is cliRun with extra environment variables ("NAME=value").
 func cliRunEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return cliRunStdin(t, env, nil, args...)
+}
+
+// cliRunStdin is cliRunEnv with stdin as the standard input (nil: none).
+func cliRunStdin(t *testing.T, env []string, stdin io.Reader, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, cliBin, args...)
 	cmd.Env = cliEnv(env...)
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
 	err := cmd.Run()
 	if ctx.Err() != nil {
 		t.Fatalf("swimring %s: still running after 30 s\nstdout: %s\nstderr: %s", strings.Join(args, " "), out.String(), errb.String())
@@ -465,6 +471,11 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"node", "--insecure", "--admin-token-file", filepath.Join(t.TempDir(), "missing")}, 1, "--admin-token-file"},
 		{[]string{"node", "--insecure", "--admin-token-file", shortToken}, 2, "AdminToken is 5 bytes, at least 16 needed"},
 		{[]string{"demo", "--nodes", "0"}, 2, "--nodes must be"},
+		{[]string{"keys", "--addr", dead}, 2, "missing list|install|use|remove"},
+		{[]string{"keys", "rotate", "--addr", dead}, 2, `unknown operation "rotate"`},
+		{[]string{"keys", "install", "--addr", dead}, 2, "install needs --key-file FILE"},
+		{[]string{"keys", "list", "--key-file", "k", "--addr", dead}, 2, "list takes no --key-file"},
+		{[]string{"keys", "use", "--key-file", shortToken, "--addr", dead}, 1, "--key-file " + shortToken + ": line 1: not base64"},
 	} {
 		start := time.Now()
 		out, errs, code := cliRun(t, tc.args...)

@@ -36,9 +36,10 @@ type command struct {
 	run func(ctx context.Context, env *env, args []string) error
 }
 
-// env is what a command may touch of the process: its output streams and the
+// env is what a command may touch of the process: its standard streams and the
 // executable path (demo starts nodes from it).
 type env struct {
+	stdin          io.Reader // nil: empty
 	stdout, stderr io.Writer
 }
 
@@ -73,7 +74,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, &env{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
+	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }

@@ -76,7 +76,7 @@ func defineNodeFlags(fs *flag.FlagSet) *nodeFlags {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS: the certificate's key `FILE` (PEM)")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "TLS: the CA certificate(s) `FILE` (PEM) the other nodes' (and clients') certificates must chain to")
 	fs.BoolVar(&f.tlsClientCerts, "tls-client-certs", false, "TLS: every client must present a certificate of the CA (mutual TLS for clients too)")
-	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "the mutating admin calls (leave, heal) need this `FILE`'s token (at least 16 bytes; authorization: Bearer TOKEN) or an admin or node certificate; without it they are accepted from this host only")
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "the mutating admin calls (leave, heal, keys) need this `FILE`'s token (at least 16 bytes; authorization: Bearer TOKEN) or an admin or node certificate; without it they are accepted from this host only")
 	fs.BoolVar(&f.insecure, "insecure", false, "run without --key-file or TLS: nothing authenticates the nodes to each other (tests on a trusted machine only)")
 	fs.StringVar(&f.labels, "labels", "", "labels gossiped with the node, `k=v,k=v`")
 	fs.IntVar(&f.minMembers, "min-members", 0, "serve routed calls only while the ring has at least `N` members")

@@ -84,6 +84,67 @@ func (MemberState) EnumDescriptor() ([]byte, []int) {
 	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{0}
 }
 
+// KeyOp is what Keys does.
+type KeyOp int32
+
+const (
+	KeyOp_KEY_OP_UNSPECIFIED KeyOp = 0
+	// LIST changes nothing.
+	KeyOp_KEY_OP_LIST KeyOp = 1
+	// INSTALL adds the key: gossip encrypted with it and forward marks signed with its
+	// mark key are accepted. Installing an installed key does nothing.
+	KeyOp_KEY_OP_INSTALL KeyOp = 2
+	// USE makes the installed key the primary one: the node encrypts and signs with it.
+	KeyOp_KEY_OP_USE KeyOp = 3
+	// REMOVE drops the key (not the primary). Removing an absent key does nothing.
+	KeyOp_KEY_OP_REMOVE KeyOp = 4
+)
+
+// Enum value maps for KeyOp.
+var (
+	KeyOp_name = map[int32]string{
+		0: "KEY_OP_UNSPECIFIED",
+		1: "KEY_OP_LIST",
+		2: "KEY_OP_INSTALL",
+		3: "KEY_OP_USE",
+		4: "KEY_OP_REMOVE",
+	}
+	KeyOp_value = map[string]int32{
+		"KEY_OP_UNSPECIFIED": 0,
+		"KEY_OP_LIST":        1,
+		"KEY_OP_INSTALL":     2,
+		"KEY_OP_USE":         3,
+		"KEY_OP_REMOVE":      4,
+	}
+)
+
+func (x KeyOp) Enum() *KeyOp {
+	p := new(KeyOp)
+	*p = x
+	return p
+}
+
+func (x KeyOp) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyOp) Descriptor() protoreflect.EnumDescriptor {
+	return file_swimring_admin_v1_admin_proto_enumTypes[1].Descriptor()
+}
+
+func (KeyOp) Type() protoreflect.EnumType {
+	return &file_swimring_admin_v1_admin_proto_enumTypes[1]
+}
+
+func (x KeyOp) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyOp.Descriptor instead.
+func (KeyOp) EnumDescriptor() ([]byte, []int) {
+	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
 type Member struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is the stable node identity.
@@ -1132,6 +1193,114 @@ func (x *HealResponse) GetRejoined() uint32 {
 	return 0
 }
 
+type KeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Op    KeyOp                  `protobuf:"varint,1,opt,name=op,proto3,enum=swimring.admin.v1.KeyOp" json:"op,omitempty"`
+	// key is the 16, 24 or 32 byte AES key (INSTALL, USE, REMOVE; empty for LIST).
+	Key           []byte `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeysRequest) Reset() {
+	*x = KeysRequest{}
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeysRequest) ProtoMessage() {}
+
+func (x *KeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeysRequest.ProtoReflect.Descriptor instead.
+func (*KeysRequest) Descriptor() ([]byte, []int) {
+	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *KeysRequest) GetOp() KeyOp {
+	if x != nil {
+		return x.Op
+	}
+	return KeyOp_KEY_OP_UNSPECIFIED
+}
+
+func (x *KeysRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type KeysResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// fingerprints of the keys installed once the op is done, the primary first:
+	// the first 8 bytes of each key's SHA-256, in hex. Empty when the node does not
+	// encrypt its gossip.
+	Fingerprints  []string `protobuf:"bytes,2,rep,name=fingerprints,proto3" json:"fingerprints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeysResponse) Reset() {
+	*x = KeysResponse{}
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeysResponse) ProtoMessage() {}
+
+func (x *KeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeysResponse.ProtoReflect.Descriptor instead.
+func (*KeysResponse) Descriptor() ([]byte, []int) {
+	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *KeysResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *KeysResponse) GetFingerprints() []string {
+	if x != nil {
+		return x.Fingerprints
+	}
+	return nil
+}
+
 type WatchRingRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// include_partitions fills RingEvent.partition_owners on every event (what a client
@@ -1143,7 +1312,7 @@ type WatchRingRequest struct {
 
 func (x *WatchRingRequest) Reset() {
 	*x = WatchRingRequest{}
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1324,7 @@ func (x *WatchRingRequest) String() string {
 func (*WatchRingRequest) ProtoMessage() {}
 
 func (x *WatchRingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1337,7 @@ func (x *WatchRingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRingRequest.ProtoReflect.Descriptor instead.
 func (*WatchRingRequest) Descriptor() ([]byte, []int) {
-	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchRingRequest) GetIncludePartitions() bool {
@@ -1206,7 +1375,7 @@ type RingEvent struct {
 
 func (x *RingEvent) Reset() {
 	*x = RingEvent{}
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1387,7 @@ func (x *RingEvent) String() string {
 func (*RingEvent) ProtoMessage() {}
 
 func (x *RingEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_swimring_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_swimring_admin_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1400,7 @@ func (x *RingEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingEvent.ProtoReflect.Descriptor instead.
 func (*RingEvent) Descriptor() ([]byte, []int) {
-	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_swimring_admin_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RingEvent) GetVersion() uint64 {
@@ -1412,7 +1581,13 @@ const file_swimring_admin_v1_admin_proto_rawDesc = "" +
 	"\rLeaveResponse\"\r\n" +
 	"\vHealRequest\"*\n" +
 	"\fHealResponse\x12\x1a\n" +
-	"\brejoined\x18\x01 \x01(\rR\brejoined\"A\n" +
+	"\brejoined\x18\x01 \x01(\rR\brejoined\"I\n" +
+	"\vKeysRequest\x12(\n" +
+	"\x02op\x18\x01 \x01(\x0e2\x18.swimring.admin.v1.KeyOpR\x02op\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\"K\n" +
+	"\fKeysResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\"\n" +
+	"\ffingerprints\x18\x02 \x03(\tR\ffingerprints\"A\n" +
 	"\x10WatchRingRequest\x12-\n" +
 	"\x12include_partitions\x18\x01 \x01(\bR\x11includePartitions\"\xf0\x02\n" +
 	"\tRingEvent\x12\x18\n" +
@@ -1434,14 +1609,22 @@ const file_swimring_admin_v1_admin_proto_rawDesc = "" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n" +
 	"\x14MEMBER_STATE_SUSPECT\x10\x02\x12\x15\n" +
 	"\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n" +
-	"\x11MEMBER_STATE_LEFT\x10\x042\xab\x04\n" +
+	"\x11MEMBER_STATE_LEFT\x10\x04*g\n" +
+	"\x05KeyOp\x12\x16\n" +
+	"\x12KEY_OP_UNSPECIFIED\x10\x00\x12\x0f\n" +
+	"\vKEY_OP_LIST\x10\x01\x12\x12\n" +
+	"\x0eKEY_OP_INSTALL\x10\x02\x12\x0e\n" +
+	"\n" +
+	"KEY_OP_USE\x10\x03\x12\x11\n" +
+	"\rKEY_OP_REMOVE\x10\x042\xf4\x04\n" +
 	"\fAdminService\x12P\n" +
 	"\aMembers\x12!.swimring.admin.v1.MembersRequest\x1a\".swimring.admin.v1.MembersResponse\x12G\n" +
 	"\x04Ring\x12\x1e.swimring.admin.v1.RingRequest\x1a\x1f.swimring.admin.v1.RingResponse\x12M\n" +
 	"\x06Lookup\x12 .swimring.admin.v1.LookupRequest\x1a!.swimring.admin.v1.LookupResponse\x12J\n" +
 	"\x05Stats\x12\x1f.swimring.admin.v1.StatsRequest\x1a .swimring.admin.v1.StatsResponse\x12J\n" +
 	"\x05Leave\x12\x1f.swimring.admin.v1.LeaveRequest\x1a .swimring.admin.v1.LeaveResponse\x12G\n" +
-	"\x04Heal\x12\x1e.swimring.admin.v1.HealRequest\x1a\x1f.swimring.admin.v1.HealResponse\x12P\n" +
+	"\x04Heal\x12\x1e.swimring.admin.v1.HealRequest\x1a\x1f.swimring.admin.v1.HealResponse\x12G\n" +
+	"\x04Keys\x12\x1e.swimring.admin.v1.KeysRequest\x1a\x1f.swimring.admin.v1.KeysResponse\x12P\n" +
 	"\tWatchRing\x12#.swimring.admin.v1.WatchRingRequest\x1a\x1c.swimring.admin.v1.RingEvent0\x01B>Z<github.com/swimring/swimring/proto/swimring/admin/v1;adminv1b\x06proto3"
 
 var (
@@ -1456,59 +1639,65 @@ func file_swimring_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_swimring_admin_v1_admin_proto_rawDescData
 }
 
-var file_swimring_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_swimring_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_swimring_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_swimring_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_swimring_admin_v1_admin_proto_goTypes = []any{
 	(MemberState)(0),         // 0: swimring.admin.v1.MemberState
-	(*Member)(nil),           // 1: swimring.admin.v1.Member
-	(*MembersRequest)(nil),   // 2: swimring.admin.v1.MembersRequest
-	(*MembersResponse)(nil),  // 3: swimring.admin.v1.MembersResponse
-	(*RingRequest)(nil),      // 4: swimring.admin.v1.RingRequest
-	(*MemberLoad)(nil),       // 5: swimring.admin.v1.MemberLoad
-	(*RingResponse)(nil),     // 6: swimring.admin.v1.RingResponse
-	(*LookupRequest)(nil),    // 7: swimring.admin.v1.LookupRequest
-	(*LookupResponse)(nil),   // 8: swimring.admin.v1.LookupResponse
-	(*StatsRequest)(nil),     // 9: swimring.admin.v1.StatsRequest
-	(*StatsResponse)(nil),    // 10: swimring.admin.v1.StatsResponse
-	(*LatencyHistogram)(nil), // 11: swimring.admin.v1.LatencyHistogram
-	(*LeaveRequest)(nil),     // 12: swimring.admin.v1.LeaveRequest
-	(*LeaveResponse)(nil),    // 13: swimring.admin.v1.LeaveResponse
-	(*HealRequest)(nil),      // 14: swimring.admin.v1.HealRequest
-	(*HealResponse)(nil),     // 15: swimring.admin.v1.HealResponse
-	(*WatchRingRequest)(nil), // 16: swimring.admin.v1.WatchRingRequest
-	(*RingEvent)(nil),        // 17: swimring.admin.v1.RingEvent
-	nil,                      // 18: swimring.admin.v1.Member.LabelsEntry
-	nil,                      // 19: swimring.admin.v1.StatsResponse.MembersByStateEntry
+	(KeyOp)(0),               // 1: swimring.admin.v1.KeyOp
+	(*Member)(nil),           // 2: swimring.admin.v1.Member
+	(*MembersRequest)(nil),   // 3: swimring.admin.v1.MembersRequest
+	(*MembersResponse)(nil),  // 4: swimring.admin.v1.MembersResponse
+	(*RingRequest)(nil),      // 5: swimring.admin.v1.RingRequest
+	(*MemberLoad)(nil),       // 6: swimring.admin.v1.MemberLoad
+	(*RingResponse)(nil),     // 7: swimring.admin.v1.RingResponse
+	(*LookupRequest)(nil),    // 8: swimring.admin.v1.LookupRequest
+	(*LookupResponse)(nil),   // 9: swimring.admin.v1.LookupResponse
+	(*StatsRequest)(nil),     // 10: swimring.admin.v1.StatsRequest
+	(*StatsResponse)(nil),    // 11: swimring.admin.v1.StatsResponse
+	(*LatencyHistogram)(nil), // 12: swimring.admin.v1.LatencyHistogram
+	(*LeaveRequest)(nil),     // 13: swimring.admin.v1.LeaveRequest
+	(*LeaveResponse)(nil),    // 14: swimring.admin.v1.LeaveResponse
+	(*HealRequest)(nil),      // 15: swimring.admin.v1.HealRequest
+	(*HealResponse)(nil),     // 16: swimring.admin.v1.HealResponse
+	(*KeysRequest)(nil),      // 17: swimring.admin.v1.KeysRequest
+	(*KeysResponse)(nil),     // 18: swimring.admin.v1.KeysResponse
+	(*WatchRingRequest)(nil), // 19: swimring.admin.v1.WatchRingRequest
+	(*RingEvent)(nil),        // 20: swimring.admin.v1.RingEvent
+	nil,                      // 21: swimring.admin.v1.Member.LabelsEntry
+	nil,                      // 22: swimring.admin.v1.StatsResponse.MembersByStateEntry
 }
 var file_swimring_admin_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: swimring.admin.v1.Member.state:type_name -> swimring.admin.v1.MemberState
-	18, // 1: swimring.admin.v1.Member.labels:type_name -> swimring.admin.v1.Member.LabelsEntry
-	1,  // 2: swimring.admin.v1.MembersResponse.members:type_name -> swimring.admin.v1.Member
-	5,  // 3: swimring.admin.v1.RingResponse.members:type_name -> swimring.admin.v1.MemberLoad
-	5,  // 4: swimring.admin.v1.LookupResponse.owner:type_name -> swimring.admin.v1.MemberLoad
-	5,  // 5: swimring.admin.v1.LookupResponse.owners:type_name -> swimring.admin.v1.MemberLoad
-	19, // 6: swimring.admin.v1.StatsResponse.members_by_state:type_name -> swimring.admin.v1.StatsResponse.MembersByStateEntry
-	11, // 7: swimring.admin.v1.StatsResponse.call_latency:type_name -> swimring.admin.v1.LatencyHistogram
-	5,  // 8: swimring.admin.v1.RingEvent.members:type_name -> swimring.admin.v1.MemberLoad
-	2,  // 9: swimring.admin.v1.AdminService.Members:input_type -> swimring.admin.v1.MembersRequest
-	4,  // 10: swimring.admin.v1.AdminService.Ring:input_type -> swimring.admin.v1.RingRequest
-	7,  // 11: swimring.admin.v1.AdminService.Lookup:input_type -> swimring.admin.v1.LookupRequest
-	9,  // 12: swimring.admin.v1.AdminService.Stats:input_type -> swimring.admin.v1.StatsRequest
-	12, // 13: swimring.admin.v1.AdminService.Leave:input_type -> swimring.admin.v1.LeaveRequest
-	14, // 14: swimring.admin.v1.AdminService.Heal:input_type -> swimring.admin.v1.HealRequest
-	16, // 15: swimring.admin.v1.AdminService.WatchRing:input_type -> swimring.admin.v1.WatchRingRequest
-	3,  // 16: swimring.admin.v1.AdminService.Members:output_type -> swimring.admin.v1.MembersResponse
-	6,  // 17: swimring.admin.v1.AdminService.Ring:output_type -> swimring.admin.v1.RingResponse
-	8,  // 18: swimring.admin.v1.AdminService.Lookup:output_type -> swimring.admin.v1.LookupResponse
-	10, // 19: swimring.admin.v1.AdminService.Stats:output_type -> swimring.admin.v1.StatsResponse
-	13, // 20: swimring.admin.v1.AdminService.Leave:output_type -> swimring.admin.v1.LeaveResponse
-	15, // 21: swimring.admin.v1.AdminService.Heal:output_type -> swimring.admin.v1.HealResponse
-	17, // 22: swimring.admin.v1.AdminService.WatchRing:output_type -> swimring.admin.v1.RingEvent
-	16, // [16:23] is the sub-list for method output_type
-	9,  // [9:16] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	21, // 1: swimring.admin.v1.Member.labels:type_name -> swimring.admin.v1.Member.LabelsEntry
+	2,  // 2: swimring.admin.v1.MembersResponse.members:type_name -> swimring.admin.v1.Member
+	6,  // 3: swimring.admin.v1.RingResponse.members:type_name -> swimring.admin.v1.MemberLoad
+	6,  // 4: swimring.admin.v1.LookupResponse.owner:type_name -> swimring.admin.v1.MemberLoad
+	6,  // 5: swimring.admin.v1.LookupResponse.owners:type_name -> swimring.admin.v1.MemberLoad
+	22, // 6: swimring.admin.v1.StatsResponse.members_by_state:type_name -> swimring.admin.v1.StatsResponse.MembersByStateEntry
+	12, // 7: swimring.admin.v1.StatsResponse.call_latency:type_name -> swimring.admin.v1.LatencyHistogram
+	1,  // 8: swimring.admin.v1.KeysRequest.op:type_name -> swimring.admin.v1.KeyOp
+	6,  // 9: swimring.admin.v1.RingEvent.members:type_name -> swimring.admin.v1.MemberLoad
+	3,  // 10: swimring.admin.v1.AdminService.Members:input_type -> swimring.admin.v1.MembersRequest
+	5,  // 11: swimring.admin.v1.AdminService.Ring:input_type -> swimring.admin.v1.RingRequest
+	8,  // 12: swimring.admin.v1.AdminService.Lookup:input_type -> swimring.admin.v1.LookupRequest
+	10, // 13: swimring.admin.v1.AdminService.Stats:input_type -> swimring.admin.v1.StatsRequest
+	13, // 14: swimring.admin.v1.AdminService.Leave:input_type -> swimring.admin.v1.LeaveRequest
+	15, // 15: swimring.admin.v1.AdminService.Heal:input_type -> swimring.admin.v1.HealRequest
+	17, // 16: swimring.admin.v1.AdminService.Keys:input_type -> swimring.admin.v1.KeysRequest
+	19, // 17: swimring.admin.v1.AdminService.WatchRing:input_type -> swimring.admin.v1.WatchRingRequest
+	4,  // 18: swimring.admin.v1.AdminService.Members:output_type -> swimring.admin.v1.MembersResponse
+	7,  // 19: swimring.admin.v1.AdminService.Ring:output_type -> swimring.admin.v1.RingResponse
+	9,  // 20: swimring.admin.v1.AdminService.Lookup:output_type -> swimring.admin.v1.LookupResponse
+	11, // 21: swimring.admin.v1.AdminService.Stats:output_type -> swimring.admin.v1.StatsResponse
+	14, // 22: swimring.admin.v1.AdminService.Leave:output_type -> swimring.admin.v1.LeaveResponse
+	16, // 23: swimring.admin.v1.AdminService.Heal:output_type -> swimring.admin.v1.HealResponse
+	18, // 24: swimring.admin.v1.AdminService.Keys:output_type -> swimring.admin.v1.KeysResponse
+	20, // 25: swimring.admin.v1.AdminService.WatchRing:output_type -> swimring.admin.v1.RingEvent
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_swimring_admin_v1_admin_proto_init() }
@@ -1521,8 +1710,8 @@ func file_swimring_admin_v1_admin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_swimring_admin_v1_admin_proto_rawDesc), len(file_swimring_admin_v1_admin_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   19,
+			NumEnums:      2,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	AdminService_Stats_FullMethodName     = "/swimring.admin.v1.AdminService/Stats"
 	AdminService_Leave_FullMethodName     = "/swimring.admin.v1.AdminService/Leave"
 	AdminService_Heal_FullMethodName      = "/swimring.admin.v1.AdminService/Heal"
+	AdminService_Keys_FullMethodName      = "/swimring.admin.v1.AdminService/Keys"
 	AdminService_WatchRing_FullMethodName = "/swimring.admin.v1.AdminService/WatchRing"
 )
 
@@ -54,6 +55,17 @@ type AdminServiceClient interface {
 	// Heal re-joins recently failed members and absent seeds now, instead of waiting for
 	// the periodic heal loop, and returns how many answered.
 	Heal(ctx context.Context, in *HealRequest, opts ...grpc.CallOption) (*HealResponse, error)
+	// Keys lists this node's secret (gossip) keys or changes them, for live key
+	// rotation: INSTALL the new key on every node, then USE it on every node, then
+	// REMOVE the old one from every node (swimring keys runs a step on every member).
+	// The forward mark keys derived from the gossip keys change with them. Keys are
+	// named by fingerprint; the keys themselves are never sent back. Every op, LIST
+	// included, needs what Leave needs (an admin or node certificate, the admin token,
+	// or a caller on the node's host); the ops that carry a key are accepted over TLS
+	// or from the node's host only, so that the key never crosses the network in the
+	// clear. The change is in memory: update the node's key file too, or a restart
+	// brings the old keys back.
+	Keys(ctx context.Context, in *KeysRequest, opts ...grpc.CallOption) (*KeysResponse, error)
 	// WatchRing streams this node's ring changes: first the current state (initial =
 	// true), then one event per change. A slow reader gets coalesced events (the diff
 	// from the last ring it was sent). The stream ends after the event in which this
@@ -129,6 +141,16 @@ func (c *adminServiceClient) Heal(ctx context.Context, in *HealRequest, opts ...
 	return out, nil
 }
 
+func (c *adminServiceClient) Keys(ctx context.Context, in *KeysRequest, opts ...grpc.CallOption) (*KeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeysResponse)
+	err := c.cc.Invoke(ctx, AdminService_Keys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) WatchRing(ctx context.Context, in *WatchRingRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RingEvent], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[0], AdminService_WatchRing_FullMethodName, cOpts...)
@@ -170,6 +192,17 @@ type AdminServiceServer interface {
 	// Heal re-joins recently failed members and absent seeds now, instead of waiting for
 	// the periodic heal loop, and returns how many answered.
 	Heal(context.Context, *HealRequest) (*HealResponse, error)
+	// Keys lists this node's secret (gossip) keys or changes them, for live key
+	// rotation: INSTALL the new key on every node, then USE it on every node, then
+	// REMOVE the old one from every node (swimring keys runs a step on every member).
+	// The forward mark keys derived from the gossip keys change with them. Keys are
+	// named by fingerprint; the keys themselves are never sent back. Every op, LIST
+	// included, needs what Leave needs (an admin or node certificate, the admin token,
+	// or a caller on the node's host); the ops that carry a key are accepted over TLS
+	// or from the node's host only, so that the key never crosses the network in the
+	// clear. The change is in memory: update the node's key file too, or a restart
+	// brings the old keys back.
+	Keys(context.Context, *KeysRequest) (*KeysResponse, error)
 	// WatchRing streams this node's ring changes: first the current state (initial =
 	// true), then one event per change. A slow reader gets coalesced events (the diff
 	// from the last ring it was sent). The stream ends after the event in which this
@@ -202,6 +235,9 @@ func (UnimplementedAdminServiceServer) Leave(context.Context, *LeaveRequest) (*L
 }
 func (UnimplementedAdminServiceServer) Heal(context.Context, *HealRequest) (*HealResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Heal not implemented")
+}
+func (UnimplementedAdminServiceServer) Keys(context.Context, *KeysRequest) (*KeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Keys not implemented")
 }
 func (UnimplementedAdminServiceServer) WatchRing(*WatchRingRequest, grpc.ServerStreamingServer[RingEvent]) error {
 	return status.Error(codes.Unimplemented, "method WatchRing not implemented")
@@ -335,6 +371,24 @@ func _AdminService_Heal_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_Keys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).Keys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_Keys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).Keys(ctx, req.(*KeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_WatchRing_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchRingRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -376,6 +430,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Heal",
 			Handler:    _AdminService_Heal_Handler,
+		},
+		{
+			MethodName: "Keys",
+			Handler:    _AdminService_Keys_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,147 @@
+package forward
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	echov1 "github.com/swimring/swimring/proto/swimring/echo/v1"
+)
+
+// A rotation as the Node runs it (new key added, made first, old one removed):
+// marks signed with the old key verify while it is in the set, also from the
+// verified-marks cache, and are refused once it is removed; signing switches to the
+// new first key at once, although the old marks were not due to be re-made.
+func TestMarkKeyRotation(t *testing.T) {
+	oldKey, newKey := []byte("old key, 16+ bytes long"), []byte("new key, 16+ bytes long")
+	now := time.Unix(1_700_000_000, 0)
+	ms := newMarks("a", [][]byte{oldKey}, time.Minute, func() time.Time { return now })
+
+	signedOld, err := ms.outgoing(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ms.verify(signedOld); err != nil { // also caches it as verified
+		t.Fatalf("a mark of the only key: %v", err)
+	}
+
+	ms.setKeys([][]byte{oldKey, newKey})
+	if _, err := ms.verify(signedOld); err != nil {
+		t.Fatalf("old key still in the set: %v", err)
+	}
+	if s, _ := ms.outgoing(0); s != signedOld {
+		t.Fatal("signing changed although the first key did not")
+	}
+
+	ms.setKeys([][]byte{newKey, oldKey})
+	signedNew, err := ms.outgoing(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseMark(signedNew, [][]byte{newKey}); err != nil {
+		t.Fatalf("after the new key became first, marks are not signed with it: %v", err)
+	}
+	if _, err := ms.verify(signedOld); err != nil {
+		t.Fatalf("old key second in the set: %v", err)
+	}
+
+	ms.setKeys([][]byte{newKey})
+	if _, err := ms.verify(signedOld); !errors.Is(err, ErrBadMark) {
+		t.Fatalf("a mark of the removed key: %v, want ErrBadMark", err)
+	}
+	if _, err := ms.verify(signedNew); err != nil {
+		t.Fatalf("a mark of the new key: %v", err)
+	}
+}
+
+func TestSetMarkKeysValidates(t *testing.T) {
+	key := []byte("cluster secret, 16+ bytes")
+	c := newCluster(t, 2, func(i int, cfg *Config) {
+		if i == 0 {
+			cfg.MarkKeys = [][]byte{key}
+		}
+	})
+	a, b := c.byID("a").fwd, c.byID("b").fwd
+	for name, keys := range map[string][][]byte{
+		"none":  nil,
+		"short": {key, []byte("short")},
+	} {
+		if err := a.SetMarkKeys(keys); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("%s: %v, want ErrBadConfig", name, err)
+		}
+	}
+	if err := b.SetMarkKeys([][]byte{key}); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("a Forwarder created without MarkKeys: %v, want ErrBadConfig", err)
+	}
+	// The caller's slice is copied: changing it later changes nothing.
+	k2 := []byte("another key, 16+ bytes")
+	in := [][]byte{k2}
+	if err := a.SetMarkKeys(in); err != nil {
+		t.Fatal(err)
+	}
+	in[0][0] ^= 0xff
+	if got := a.marks.set.Load().keys[0]; got[0] == in[0][0] {
+		t.Fatal("SetMarkKeys kept the caller's slice")
+	}
+}
+
+// Across a live rotation on every node, forwarded calls keep working, and a mark made
+// by a client holding only the removed key stops being trusted.
+func TestSetMarkKeysLive(t *testing.T) {
+	oldKey, newKey := []byte("old cluster key, 16+ bytes"), []byte("new cluster key, 16+ bytes")
+	c := newCluster(t, 3, func(_ int, cfg *Config) { cfg.MarkKeys = [][]byte{oldKey} })
+	key := c.keyOwnedBy(t, "c")
+	a := c.byID("a")
+
+	forwarded := func(step string) {
+		t.Helper()
+		resp, err := a.client.Echo(ctxT(t), &echov1.EchoRequest{Key: key})
+		if err != nil || resp.GetServedBy() != "c" {
+			t.Fatalf("%s: %v %v, want forwarded to c", step, resp, err)
+		}
+	}
+	// trusted reports whether a takes a mark of "b" signed with k as a peer's: it then
+	// serves the call itself instead of forwarding it to the owner.
+	trusted := func(k []byte) bool {
+		t.Helper()
+		mk, err := encodeMark(mark{Issued: time.Now().Unix(), Sender: "b"}, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := a.client.Echo(metadata.AppendToOutgoingContext(ctxT(t), MarkHeader, mk), &echov1.EchoRequest{Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetServedBy() == "a"
+	}
+	setAll := func(keys ...[]byte) {
+		t.Helper()
+		for _, nd := range c.nodes {
+			if err := nd.fwd.SetMarkKeys(keys); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	forwarded("before")
+	if !trusted(oldKey) || trusted(newKey) {
+		t.Fatal("before the rotation: want only the old key trusted")
+	}
+	setAll(oldKey, newKey)
+	forwarded("new key installed")
+	setAll(newKey, oldKey)
+	forwarded("new key first")
+	if !trusted(oldKey) || !trusted(newKey) {
+		t.Fatal("with both keys installed: want both trusted")
+	}
+	setAll(newKey)
+	forwarded("old key removed")
+	if trusted(oldKey) {
+		t.Fatal("a mark of the removed key is still trusted")
+	}
+	if !trusted(newKey) {
+		t.Fatal("a mark of the new key is not trusted")
+	}
+}
