@@ -27,6 +27,11 @@ type ringState struct {
 	// hold lists the partitions this state gained whose calls wait for the hand-off
 	// (hold.go); nil when none do.
 	hold *holdGate
+	// at is when the ring goroutine published this state, and took how long its
+	// rebuild ran (snapshot to publication): the scale benchmark times a change's
+	// arrival on every node from them, without waking a goroutine per node.
+	at   time.Time
+	took time.Duration
 }
 
 // find returns the live member with the given ID.
@@ -134,6 +139,7 @@ func (rb *ringBuilder) rebuild(final bool) {
 	}
 	rb.done = final
 	n := rb.n
+	start := time.Now()
 	self := n.cfg.ID
 	if n.leaving.Load() {
 		rb.leaving = true
@@ -181,8 +187,11 @@ func (rb *ringBuilder) rebuild(final bool) {
 	n.viewSeq++
 	next.view = &forward.View{Version: n.viewSeq, Ring: ring, Peers: peers, Left: final}
 	n.planHold(next, old)
+	next.at = time.Now()
+	next.took = next.at.Sub(start)
 	n.state.Store(next)
 	n.fwd.SetView(next.view)
+	n.met.ringRebuild.Observe(next.took.Seconds())
 	if !changed {
 		return
 	}
