@@ -40,25 +40,40 @@ func vnodeKey(buf []byte, name string, idx int) []byte {
 // distinct and non-empty; cfg must have its defaults filled. The result maps
 // partition → index into members.
 func placeAll(cfg Config, members []string) ([]int32, error) {
-	n := len(members)
-	if n == 0 {
+	if len(members) == 0 {
 		return nil, nil
 	}
-	h := cfg.Hasher
-	rf := cfg.VirtualNodes
+	circle := appendPoints(nil, cfg, members, 0, len(members))
+	sortCircle(circle)
+	return placeOn(cfg, members, circle)
+}
 
-	// The circle: every member's virtual nodes, sorted by hash.
-	circle := make([]vnode, 0, n*rf)
+// appendPoints appends to circle the virtual nodes of members[from:to], each
+// tagged with its index into members. Unsorted.
+func appendPoints(circle []vnode, cfg Config, members []string, from, to int) []vnode {
+	h := cfg.Hasher
 	var buf []byte
-	for i, m := range members {
-		for r := 0; r < rf; r++ {
-			buf = vnodeKey(buf, m, r)
+	for i := from; i < to; i++ {
+		for r := 0; r < cfg.VirtualNodes; r++ {
+			buf = vnodeKey(buf, members[i], r)
 			circle = append(circle, vnode{hash: h.Sum64(buf), member: int32(i)})
 		}
 	}
-	slices.SortFunc(circle, func(a, b vnode) int {
-		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.member, b.member))
-	})
+	return circle
+}
+
+// vnodeLess is the circle's order: by hash, then by member index.
+func vnodeLess(a, b vnode) int {
+	return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.member, b.member))
+}
+
+func sortCircle(circle []vnode) { slices.SortFunc(circle, vnodeLess) }
+
+// placeOn runs consistent's bounded-load walk on a sorted circle of members'
+// virtual nodes (every member's, tagged with its index into members).
+func placeOn(cfg Config, members []string, circle []vnode) ([]int32, error) {
+	n := len(members)
+	h := cfg.Hasher
 	// Two members on one point: consistent keeps whichever was added last,
 	// so the result would depend on insertion order. Refuse it. (Two points
 	// of the same member may coincide: consistent keeps both entries, and so
