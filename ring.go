@@ -58,7 +58,11 @@ func incarnation(m membership.Member) uint64 { return uint64(m.Boot) + uint64(m.
 
 // ringBuilder is the state of the ring goroutine (nobody else touches it).
 type ringBuilder struct {
-	n       *Node
+	n *Node
+	// placer keeps the last build's hash circle, so a change of a few members
+	// re-places the ring without hashing and sorting every member's points again
+	// (0.4 ms instead of 2.6 ms at N = 500; BENCHMARKS.md, "scale").
+	placer  *hashring.Rebuilder
 	members map[string]membership.Member // members of the last state, by ID
 	leaving bool                         // keep self in the ring until the final build
 	done    bool                         // the final state is published: nothing follows it
@@ -70,7 +74,7 @@ type ringBuilder struct {
 // exits when Close closes stopRing.
 func (n *Node) ringLoop() {
 	defer n.wg.Done()
-	rb := &ringBuilder{n: n, members: map[string]membership.Member{}}
+	rb := newRingBuilder(n)
 	rb.rebuild(false)
 	close(n.firstRing)
 	timer := time.NewTimer(time.Hour)
@@ -96,6 +100,10 @@ func (n *Node) ringLoop() {
 	}
 }
 
+func newRingBuilder(n *Node) *ringBuilder {
+	return &ringBuilder{n: n, placer: n.placer, members: map[string]membership.Member{}}
+}
+
 // buildRing places the members with a gRPC address (the only ones that can serve
 // keys), reusing old when they are the same.
 func (rb *ringBuilder) buildRing(old *hashring.Ring, want map[string]membership.Member) *hashring.Ring {
@@ -109,7 +117,7 @@ func (rb *ringBuilder) buildRing(old *hashring.Ring, want map[string]membership.
 	if old.Len() > 0 && slices.Equal(ids, old.Members()) {
 		return old
 	}
-	ring, err := hashring.New(n.ringCfg, ids...)
+	ring, err := rb.placer.Build(ids...)
 	if err == nil {
 		return ring
 	}
