@@ -40,7 +40,8 @@ type Membership struct {
 
 	queue eventQueue // memberlist callbacks → dispatcher
 
-	catchUp atomic.Int32 // catch-up syncs left after Join (heal.go)
+	catchUp atomic.Int32  // catch-up syncs left after Join (heal.go)
+	kick    chan struct{} // capacity 1: Join set catchUp, the heal loop re-times its wait
 
 	tableMu sync.RWMutex       // protects members, view, version
 	members map[string]*Member // by memberlist name; dead/left kept until ReconnectTimeout
@@ -95,6 +96,7 @@ func New(cfg Config) (*Membership, error) {
 		name:    cfg.ID + "/" + hex.EncodeToString(suffix[:]),
 		members: make(map[string]*Member),
 		changed: make(chan struct{}, 1),
+		kick:    make(chan struct{}, 1),
 		subs:    make(map[*Subscription]struct{}),
 		refused: make(map[string]time.Time),
 		done:    make(chan struct{}),

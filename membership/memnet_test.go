@@ -572,3 +572,22 @@ func TestSuspectReported(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, func() bool { return stateOf(c.nodes[0]) == StateDead }, "n00 to declare it dead")
 }
+
+// The catch-up syncs run right after Join, whatever HealInterval is. The heal loop
+// starts in New and used to finish a whole HealInterval wait (30 s on a LAN) before
+// it noticed them: the stragglers they are for waited that long.
+func TestCatchUpSyncsFollowJoin(t *testing.T) {
+	c := &cluster{t: t, net: newNetwork(t, 53)}
+	lanHeal := func(cfg *Config) {
+		cfg.HealInterval = time.Hour     // LAN: 30 s; longer here, so a late sync cannot pass
+		cfg.PushPullInterval = time.Hour // no periodic push/pull streams either
+	}
+	c.add("n00", lanHeal)
+	c.add("n01", lanHeal)
+	j := c.add("j", lanHeal) // its Join: one push/pull with n00
+	addr := j.LocalAddr()
+	streams := func() uint64 { return c.net.Stats().Nodes[addr].StreamsOpened }
+	// catchUpSyncs more, each catchUpRounds gossip intervals (±20 %) apart: 1.5 s here.
+	eventually(t, 20*time.Second, func() bool { return streams() >= 1+catchUpSyncs },
+		"%d catch-up syncs after Join (streams dialled: %d)", catchUpSyncs, streams())
+}
