@@ -1,6 +1,9 @@
 package hashring
 
-import "slices"
+import (
+	"cmp"
+	"slices"
+)
 
 // Rebuilder builds one ring after another from whole member sets, exactly as New
 // does, for the single goroutine that follows membership: it is NOT safe for
@@ -18,6 +21,12 @@ type Rebuilder struct {
 	members []string // sorted members of the last successful build
 	circle  []vnode  // its circle, sorted by (hash, member index into members)
 	spare   []vnode  // storage of the circle before, reused by the next build
+	// Where the partitions sit on the circle depends on the config only: their
+	// hashes, and the partitions in hash order, let one pass over the circle find
+	// where every partition's walk starts (into starts, reused).
+	phash  []uint64
+	porder []int32
+	starts []int32
 }
 
 // NewRebuilder returns a Rebuilder for cfg (copied and validated; errors wrap
@@ -27,7 +36,13 @@ func NewRebuilder(cfg Config) (*Rebuilder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Rebuilder{cfg: cfg}, nil
+	b := &Rebuilder{cfg: cfg, phash: partitionHashes(cfg), starts: make([]int32, cfg.PartitionCount)}
+	b.porder = make([]int32, cfg.PartitionCount)
+	for p := range b.porder {
+		b.porder[p] = int32(p)
+	}
+	slices.SortFunc(b.porder, func(x, y int32) int { return cmp.Compare(b.phash[x], b.phash[y]) })
+	return b, nil
 }
 
 // Config returns the effective config (defaults filled in).
@@ -90,7 +105,14 @@ func (b *Rebuilder) Build(members ...string) (*Ring, error) {
 		}
 		circle = append(circle, fresh[k:]...)
 	}
-	owners, err := placeOn(b.cfg, sorted, circle)
+	at := 0
+	for _, p := range b.porder {
+		for at < len(circle) && circle[at].hash < b.phash[p] {
+			at++
+		}
+		b.starts[p] = int32(at % len(circle)) // past the last point: the first
+	}
+	owners, err := placeOn(b.cfg, sorted, circle, b.starts)
 	if err != nil {
 		b.spare = circle[:0]
 		return nil, err
