@@ -2,9 +2,9 @@ package swimring
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/swimring/swimring/forward"
@@ -63,9 +63,9 @@ type ringBuilder struct {
 	// re-places the ring without hashing and sorting every member's points again
 	// (0.4 ms instead of 2.6 ms at N = 500; BENCHMARKS.md, "scale").
 	placer  *hashring.Rebuilder
-	members map[string]membership.Member // members of the last state, by ID
-	leaving bool                         // keep self in the ring until the final build
-	done    bool                         // the final state is published: nothing follows it
+	self    *membership.Member // this node in the last state's members; nil if absent
+	leaving bool               // keep self in the ring until the final build
+	done    bool               // the final state is published: nothing follows it
 	version uint64
 }
 
@@ -101,17 +101,17 @@ func (n *Node) ringLoop() {
 }
 
 func newRingBuilder(n *Node) *ringBuilder {
-	return &ringBuilder{n: n, placer: n.placer, members: map[string]membership.Member{}}
+	return &ringBuilder{n: n, placer: n.placer}
 }
 
-// buildRing places the members with a gRPC address (the only ones that can serve
-// keys), reusing old when they are the same.
-func (rb *ringBuilder) buildRing(old *hashring.Ring, want map[string]membership.Member) *hashring.Ring {
+// buildRing places the members (sorted by ID) with a gRPC address (the only ones
+// that can serve keys), reusing old when they are the same.
+func (rb *ringBuilder) buildRing(old *hashring.Ring, members []membership.Member) *hashring.Ring {
 	n := rb.n
-	ids := make([]string, 0, len(want))
-	for _, id := range slices.Sorted(maps.Keys(want)) {
-		if want[id].GRPCAddr != "" {
-			ids = append(ids, id)
+	ids := make([]string, 0, len(members))
+	for _, m := range members {
+		if m.GRPCAddr != "" {
+			ids = append(ids, m.ID)
 		}
 	}
 	if old.Len() > 0 && slices.Equal(ids, old.Members()) {
@@ -152,32 +152,31 @@ func (rb *ringBuilder) rebuild(final bool) {
 	if n.leaving.Load() {
 		rb.leaving = true
 	}
-	snap := n.ml.Snapshot()
-	want := make(map[string]membership.Member, len(snap.Members))
-	for _, m := range snap.Members {
-		want[m.ID] = m
-	}
-	// Once leaving, our own membership may drop us (leave flag) before the final
-	// build: keep ourselves until then, so the final change carries every lost
-	// partition at once.
-	if rb.leaving && !final {
-		if m, ok := rb.members[self]; ok {
-			if _, still := want[self]; !still {
-				want[self] = m
-			}
+	// The snapshot's members are sorted by ID and immutable: the state shares them
+	// unless this node must be added or removed.
+	members := n.ml.Snapshot().Members
+	i, found := slices.BinarySearchFunc(members, self, func(m membership.Member, id string) int {
+		return strings.Compare(m.ID, id)
+	})
+	switch {
+	case final:
+		if found {
+			members = slices.Delete(slices.Clone(members), i, i+1)
 		}
+	case !found && rb.leaving && rb.self != nil:
+		// Once leaving, our own membership may drop us (leave flag) before the final
+		// build: keep ourselves until then, so the final change carries every lost
+		// partition at once.
+		members = slices.Insert(slices.Clone(members), i, *rb.self)
+		found = true
 	}
-	if final {
-		delete(want, self)
+	rb.self = nil
+	if found && !final {
+		rb.self = &members[i]
 	}
-	rb.members = want
 
 	old := n.state.Load()
-	ring := rb.buildRing(old.ring, want)
-	members := make([]membership.Member, 0, len(want))
-	for _, id := range slices.Sorted(maps.Keys(want)) {
-		members = append(members, want[id])
-	}
+	ring := rb.buildRing(old.ring, members)
 	next := &ringState{version: old.version, ring: ring, members: members, final: final}
 	changed := ring != old.ring || final
 	if changed {

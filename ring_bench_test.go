@@ -3,7 +3,6 @@ package swimring
 import (
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"testing"
 
@@ -37,16 +36,13 @@ func BenchmarkRingRebuild(b *testing.B) {
 				}
 				return newRingBuilder(node)
 			}
-			want := map[string]membership.Member{}
+			var want []membership.Member // sorted by ID, as in a membership snapshot
 			for i := range n {
 				id := fmt.Sprintf("node-%04d", i)
-				want[id] = membership.Member{ID: id, GRPCAddr: "10.0.0.1:7000"}
+				want = append(want, membership.Member{ID: id, GRPCAddr: "10.0.0.1:7000"})
 			}
-			joined := map[string]membership.Member{"node-joiner": {ID: "node-joiner", GRPCAddr: "10.0.0.2:7000"}}
-			for id, m := range want {
-				joined[id] = m
-			}
-			sets := [2]map[string]membership.Member{joined, want}
+			joined := append(slices.Clone(want), membership.Member{ID: "node-joiner", GRPCAddr: "10.0.0.2:7000"})
+			sets := [2][]membership.Member{joined, want}
 			empty, _ := hashring.New(node.ringCfg)
 			b.Run("First", func(b *testing.B) {
 				b.ReportAllocs()
@@ -71,7 +67,9 @@ func BenchmarkRingRebuild(b *testing.B) {
 				b.ReportAllocs()
 				ids := [2][]string{}
 				for i, s := range sets {
-					ids[i] = slices.Sorted(maps.Keys(s)) // as buildRing passes them
+					for _, m := range s {
+						ids[i] = append(ids[i], m.ID)
+					}
 				}
 				for i := 0; b.Loop(); i++ {
 					if _, err := hashring.New(node.ringCfg, ids[i%2]...); err != nil {
@@ -87,8 +85,8 @@ func BenchmarkRingRebuild(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					for id := range want {
-						if err := bl.Add(id); err != nil {
+					for _, m := range want {
+						if err := bl.Add(m.ID); err != nil {
 							b.Fatal(err)
 						}
 					}
