@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +62,8 @@ var (
 	scaleBatch   = flag.Int("scale.batch", 50, "BenchmarkScale: nodes started at once while building a cluster")
 	scaleSeeds   = flag.Int("scale.seeds", 3, "BenchmarkScale: seed nodes the others join through")
 	scaleWindow  = flag.Duration("scale.window", 20*time.Second, "BenchmarkScale: quiet-cluster window for gossip bytes and CPU")
+	scaleTrace   = flag.Duration("scale.trace", 0, "BenchmarkScale: log CPU, traffic and ring changes at this interval (0: off)")
+	scaleProfile = flag.String("scale.quietprofile", "", "BenchmarkScale: write a CPU profile of each quiet window to this file (+ .N=n)")
 )
 
 func scalePreset(name string) (membership.Config, error) {
@@ -201,9 +205,11 @@ type scaleCluster struct {
 	repairs int          // stragglers re-joined during set-up
 	before  goleak.Option
 
-	mu     sync.Mutex // protects all, closing
+	mu     sync.Mutex // protects all
 	all    []*scaleNode
 	closes sync.WaitGroup // crashed nodes being closed in the background
+
+	stopTrace func() // stops the tracer (-scale.trace)
 }
 
 func newScaleCluster(b *testing.B, preset string) *scaleCluster {
@@ -219,8 +225,56 @@ func newScaleCluster(b *testing.B, preset string) *scaleCluster {
 		b.Fatal(err)
 	}
 	c.net = nw
+	c.stopTrace = func() {}
+	if *scaleTrace > 0 {
+		c.stopTrace = c.trace(*scaleTrace)
+	}
 	b.Cleanup(c.close)
 	return c
+}
+
+// trace logs, every interval: the CPU the process used, packets sent and dropped
+// (inbox full), streams opened, ring changes summed over every node created, and
+// the smallest and largest ring among them. It shows where a cluster falls over.
+func (c *scaleCluster) trace(interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		prev, cpu0, changes0, t0 := c.net.Stats().Total, cpuTime(), uint64(0), time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			c.mu.Lock()
+			all := slices.Clone(c.all)
+			c.mu.Unlock()
+			var changes uint64
+			minLen, maxLen := math.MaxInt, 0
+			for _, sn := range all {
+				changes += ringChanges(sn.node)
+				l := sn.node.Ring().Len()
+				minLen, maxLen = min(minLen, l), max(maxLen, l)
+			}
+			cur, cpu, now := c.net.Stats().Total, cpuTime(), time.Now()
+			d := cur.Sub(prev)
+			secs := now.Sub(t0).Seconds()
+			if secs < interval.Seconds()/2 {
+				continue // a tick that waited while this goroutine could not run
+			}
+			c.b.Logf("trace: %d nodes, CPU %.2f cores, %.0f pkts/s (%d dropped, inbox full), %.1f streams/s, %.0f ring changes/s, rings %d–%d",
+				len(all), (cpu-cpu0).Seconds()/secs, float64(d.PacketsSent)/secs, d.DroppedFull,
+				float64(d.StreamsOpened)/secs, float64(changes-changes0)/secs, minLen, maxLen)
+			prev, cpu0, changes0, t0 = cur, cpu, changes, now
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // newNode creates a Node (not started) that joins through seeds.
@@ -397,11 +451,16 @@ func (c *scaleCluster) describe(nodes []*scaleNode) string {
 func (c *scaleCluster) ringChanges() uint64 {
 	var sum uint64
 	for _, sn := range c.nodes {
-		var m dto.Metric
-		_ = sn.node.met.ringChanges.Write(&m)
-		sum += uint64(m.GetCounter().GetValue())
+		sum += ringChanges(sn.node)
 	}
 	return sum
+}
+
+// ringChanges reads n's swimring_ring_changes_total.
+func ringChanges(n *Node) uint64 {
+	var m dto.Metric
+	_ = n.met.ringChanges.Write(&m)
+	return uint64(m.GetCounter().GetValue())
 }
 
 // quietWindow measures, over d in the converged cluster with nothing changing:
@@ -419,6 +478,18 @@ func (c *scaleCluster) quietWindow(d time.Duration) {
 	b := c.b
 	n := len(c.nodes)
 	changes0 := c.ringChanges()
+	if *scaleProfile != "" {
+		f, err := os.Create(fmt.Sprintf("%s.N=%d", *scaleProfile, n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Logf("no quiet-window profile: %v", err) // -cpuprofile is on
+		} else {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	s0, cpu0, t0 := c.net.Stats().Total, cpuTime(), time.Now()
 	time.Sleep(d) // the measurement window
 	s1, cpu1, secs := c.net.Stats().Total, cpuTime(), time.Since(t0).Seconds()
@@ -579,6 +650,7 @@ func (c *scaleCluster) closeNode(sn *scaleNode) {
 // then waits until every goroutine they started has exited (memberlist's Shutdown
 // does not wait for its own).
 func (c *scaleCluster) close() {
+	c.stopTrace()
 	c.net.Close()
 	c.mu.Lock()
 	all := c.all
