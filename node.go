@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -128,6 +129,9 @@ func New(cfg Config) (*Node, error) {
 	n.subs.init()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.tee = teeRegisterer{own: n.reg, user: c.Registerer}
+	// The Go runtime and the process on the private registry only: a user's
+	// Registerer (say prometheus.DefaultRegisterer) usually has them already.
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// health.NewServer reports "" as SERVING: not before Start.
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	n.health.SetServingStatus(adminv1.AdminService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -162,6 +166,10 @@ func New(cfg Config) (*Node, error) {
 		if fc.DialOptions == nil {
 			fc.DialOptions = forward.DialOptions(c.TLS.peerCredentials())
 		}
+	}
+	if c.TLS != nil && len(c.SecretKeys) == 0 {
+		n.log.Warn("gossip is neither encrypted nor authenticated (TLS covers gRPC only): set SecretKeys too, " +
+			"or anyone who reaches the gossip port can join the member list")
 	}
 	if len(fc.MarkKeys) == 0 && !fc.PeerCerts {
 		n.log.Warn("insecure: nothing authenticates the nodes to each other (no SecretKeys, Forward.MarkKeys or TLS): " +

@@ -580,6 +580,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		`swimring_members{state="alive"} 2`,
 		"swimring_ring_members 2",
 		"swimring_serving 1",
+		"go_goroutines",
+		"process_cpu_seconds_total",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)

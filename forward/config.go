@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -163,6 +164,10 @@ type Config struct {
 	// calls while the cluster has fewer than MinMembers, and to hold calls that
 	// arrive before its first ring until it has one). It may block until ctx ends.
 	Admit func(ctx context.Context) error
+	// TracerProvider, if set, records a span per routed call this node handles
+	// (OpenTelemetry; see trace.go) and makes a forwarded call's traceparent that
+	// span. Without it the W3C trace context of the client still crosses the hop.
+	TracerProvider trace.TracerProvider
 	// Registerer receives the metrics. Nil: metrics are kept but not registered.
 	Registerer prometheus.Registerer
 	// Logger receives logs. Nil: slog.New(slog.DiscardHandler).

@@ -9,13 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
 // Forwarder routes the calls of a gRPC server: it serves a call locally when this node
@@ -48,9 +47,8 @@ type Forwarder struct {
 	linkStop     chan struct{}
 	linkStopOnce sync.Once
 
-	// mmu serialises additions to methods; the hot path reads the snapshot.
-	mmu     sync.Mutex
-	methods atomic.Pointer[map[string]*method]
+	methods *methodTable
+	tracer  trace.Tracer // nil without Config.TracerProvider
 
 	// dmu protects idle, the channel Drain waits on.
 	dmu      sync.Mutex
@@ -86,79 +84,19 @@ func New(cfg Config) (*Forwarder, error) {
 		errBusy:  status.Errorf(codes.ResourceExhausted, "swimring: node %s is at its limit of %d calls in flight", self, c.MaxInFlight),
 	}
 	f.view.Store(emptyView)
+	if c.TracerProvider != nil {
+		f.tracer = c.TracerProvider.Tracer(tracerName)
+	}
 	f.codecOpt = grpc.ForceCodecV2(f.codec)
 	f.pool = newPool(c.DialOptions, f.log)
-	methods, err := resolveAll(c.Routes)
-	if err != nil {
+	if f.methods, err = newMethodTable(c.Routes, f.log); err != nil {
 		return nil, err
 	}
-	f.methods.Store(&methods)
 	f.met = newMetrics(f)
 	if err := f.met.register(c.Registerer); err != nil {
 		return nil, err
 	}
 	return f, nil
-}
-
-// resolveAll resolves Config.Routes and every method carrying the route option.
-func resolveAll(routes map[string]Rule) (map[string]*method, error) {
-	out := make(map[string]*method)
-	for full, r := range routes {
-		m, err := resolveMethod(full, &r)
-		if err != nil {
-			return nil, err
-		}
-		out[full] = m
-	}
-	var err error
-	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
-		svcs := fd.Services()
-		for i := 0; i < svcs.Len(); i++ {
-			sd := svcs.Get(i)
-			ms := sd.Methods()
-			for j := 0; j < ms.Len(); j++ {
-				md := ms.Get(j)
-				full := "/" + string(sd.FullName()) + "/" + string(md.Name())
-				if _, ok := out[full]; ok || routeOption(md) == nil {
-					continue
-				}
-				var m *method
-				if m, err = resolveMethod(full, nil); err != nil {
-					return false
-				}
-				out[full] = m
-			}
-		}
-		return true
-	})
-	return out, err
-}
-
-// method returns the resolved state of a method, resolving it once on first use.
-func (f *Forwarder) method(full string) *method {
-	if m := (*f.methods.Load())[full]; m != nil {
-		return m
-	}
-	f.mmu.Lock()
-	defer f.mmu.Unlock()
-	old := *f.methods.Load()
-	if m := old[full]; m != nil {
-		return m
-	}
-	m, err := resolveMethod(full, nil)
-	if err != nil {
-		// A descriptor registered after New with a bad option: serve it unrouted
-		// rather than fail every call, and say so.
-		f.log.Error("bad route option; method served unrouted", "method", full, "err", err)
-		m = &method{name: full}
-	}
-	next := make(map[string]*method, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
-	next[full] = m
-	f.methods.Store(&next)
-	return m
 }
 
 // ServerOptions returns everything to install on a grpc.Server: the interceptors
@@ -179,6 +117,9 @@ func (f *Forwarder) ServerOptions() []grpc.ServerOption {
 	}
 	return opts
 }
+
+// method returns the resolved state of a method.
+func (f *Forwarder) method(full string) *method { return f.methods.get(full) }
 
 // UnaryInterceptor returns the unary server interceptor. It needs the relay codec
 // installed too (ServerOptions does both).

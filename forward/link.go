@@ -220,7 +220,9 @@ func (f *Forwarder) runLinked(ctx context.Context, l *ownerLink, fr *swimringv1.
 		return &swimringv1.LinkFrame{Kind: swimringv1.LinkFrame_KIND_UNHANDLED, Id: fr.GetId()}
 	}
 	reply := &swimringv1.LinkFrame{Kind: swimringv1.LinkFrame_KIND_REPLY, Id: fr.GetId()}
+	var callErr error // how the call failed, for its span
 	fail := func(err error) *swimringv1.LinkFrame {
+		callErr = err
 		reply.Status, _ = proto.Marshal(statusOf(err).Proto())
 		return reply
 	}
@@ -246,11 +248,13 @@ func (f *Forwarder) runLinked(ctx context.Context, l *ownerLink, fr *swimringv1.
 	}
 	sts := &linkTransportStream{method: m.name}
 	ctx = grpc.NewContextWithServerTransportStream(ctx, sts)
+	ctx, span := f.startSpan(ctx, m)
+	defer func() { endSpan(span, callErr) }()
 	req := h.reqType.New().Interface()
 	if err := proto.Unmarshal(fr.GetMessage(), req); err != nil {
 		return fail(status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err))
 	}
-	key, err := f.unaryKey(ctx, m, req)
+	key, err := unaryKey(ctx, m, req)
 	if err != nil {
 		return fail(f.noKey(m, err))
 	}

@@ -109,7 +109,6 @@ func TestLinkDeadlineAndCancel(t *testing.T) {
 	key := c.keyOwnedBy(t, "b")
 	a, b := c.byID("a"), c.byID("b")
 	warmLink(t, a, key, echoVia(a, key))
-	linked := value(a.fwd.met.linked)
 
 	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "x-mode", "block"), 300*time.Millisecond)
 	defer cancel()
@@ -125,6 +124,10 @@ func TestLinkDeadlineAndCancel(t *testing.T) {
 		t.Fatalf("owner saw %v", err)
 	}
 
+	// The owner's deadline is the caller's remaining time when the request was sent,
+	// so its DeadlineExceeded reply may come back before the caller's own deadline
+	// fires: that call may count as linked. A cancelled call never gets a reply.
+	linked := value(a.fwd.met.linked)
 	ctx, cancel = context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "x-mode", "block"))
 	errc := make(chan error, 1)
 	go func() {
@@ -141,8 +144,8 @@ func TestLinkDeadlineAndCancel(t *testing.T) {
 		t.Fatalf("client got %v", err)
 	}
 	if got := value(a.fwd.met.linked) - linked; got != 0 {
-		// Calls that end without a reply are not counted as linked replies.
-		t.Fatalf("linked counter moved by %v for calls without a reply", got)
+		// A call that ends without a reply is not counted as a linked reply.
+		t.Fatalf("linked counter moved by %v for a cancelled call", got)
 	}
 	eventually(t, 10*time.Second, func() bool { return b.fwd.InFlight() == 0 && a.fwd.InFlight() == 0 }, "calls to unwind")
 }

@@ -1,8 +1,10 @@
 package forward
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -111,6 +113,19 @@ func (m *metrics) unregister(r prometheus.Registerer) {
 	}
 	for _, c := range m.collectors {
 		r.Unregister(c)
+	}
+}
+
+// finish records a routed call served here or forwarded: its counter and duration,
+// its span's route (with a TracerProvider) and a debug line.
+func (f *Forwarder) finish(ctx context.Context, m *method, route int, code codes.Code, start time.Time, owner string, attempts int) {
+	f.met.done(m, route, code, start)
+	if f.tracer != nil {
+		spanRoute(ctx, route, owner, attempts)
+	}
+	if f.log.Enabled(ctx, slog.LevelDebug) {
+		f.log.DebugContext(ctx, "call", "method", m.name, "route", routeNames[route], "owner", owner,
+			"attempts", attempts, "code", code.String(), "took", time.Since(start))
 	}
 }
 

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"slices"
 	"testing"
+
+	"google.golang.org/grpc/metadata"
+
+	echov1 "github.com/swimring/swimring/proto/swimring/echo/v1"
 )
 
 func TestGroupByOwner(t *testing.T) {
@@ -81,4 +85,48 @@ func TestQuorum(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// A client reads keys as the nodes do: field rules from the request, header rules
+// from its outgoing metadata, function rules; unrouted methods have none.
+func TestKeyReader(t *testing.T) {
+	r, err := NewKeyReader(map[string]Rule{
+		"/swimring.echo.v1.EchoService/Tenant": {Header: "x-tenant"},
+		"/swimring.echo.v1.EchoService/RawKey": {Func: func(_ string, req any, _ metadata.MD) (string, error) {
+			return "f:" + req.(*echov1.EchoRequest).GetKey(), nil
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-tenant", "acme")
+	req := &echov1.EchoRequest{Key: "k1"}
+	for _, tc := range []struct {
+		method, key string
+		routed      bool
+	}{
+		{"/swimring.echo.v1.EchoService/Echo", "k1", true},
+		{"/swimring.echo.v1.EchoService/Tenant", "acme", true},
+		{"/swimring.echo.v1.EchoService/RawKey", "f:k1", true},
+		{"/swimring.echo.v1.EchoService/Unrouted", "", false},
+	} {
+		key, routed, err := r.Key(ctx, tc.method, req)
+		if err != nil || key != tc.key || routed != tc.routed {
+			t.Errorf("%s: %q %v %v, want %q %v", tc.method, key, routed, err, tc.key, tc.routed)
+		}
+	}
+	if _, _, err := r.Key(context.Background(), "/swimring.echo.v1.EchoService/Echo", &echov1.EchoRequest{}); err == nil {
+		t.Error("a routed call without its key gave no error")
+	}
+	sctx := metadata.AppendToOutgoingContext(context.Background(), DefaultStreamKeyHeader, "s1")
+	if k, ok := r.StreamKey(sctx, "/swimring.echo.v1.EchoService/Bidi", DefaultStreamKeyHeader); !ok || k != "s1" {
+		t.Errorf("StreamKey: %q %v", k, ok)
+	}
+	if _, ok := r.StreamKey(context.Background(), "/swimring.echo.v1.EchoService/Bidi", DefaultStreamKeyHeader); ok {
+		t.Error("StreamKey without the header found a key")
+	}
+	idem := r.IdempotentMethods()
+	if !slices.Contains(idem, "/swimring.echo.v1.EchoService/Get") || slices.Contains(idem, "/swimring.echo.v1.EchoService/Echo") {
+		t.Errorf("IdempotentMethods = %v", idem)
+	}
 }

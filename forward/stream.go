@@ -17,7 +17,7 @@ import (
 // relayDesc opens every forwarded stream as bidirectional: the relay is generic.
 var relayDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 
-func (f *Forwarder) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (f *Forwarder) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	m := f.method(info.FullMethod)
 	if !m.routed {
 		if m.peerOnly {
@@ -28,6 +28,11 @@ func (f *Forwarder) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 		return handler(srv, ss)
 	}
 	start := time.Now()
+	if f.tracer != nil {
+		ctx, span := f.startSpan(ss.Context(), m)
+		ss = &ctxStream{ServerStream: ss, ctx: ctx}
+		defer func() { endSpan(span, err) }()
+	}
 	if err := f.enter(ss.Context(), m); err != nil {
 		return err
 	}
@@ -59,7 +64,7 @@ func (f *Forwarder) localStream(srv any, ss grpc.ServerStream, m *method, first 
 		ss = &peekedStream{ServerStream: ss, first: first, codec: f.codec}
 	}
 	err := handler(srv, ss)
-	f.met.done(m, routeLocal, status.Code(err), start)
+	f.finish(ss.Context(), m, routeLocal, status.Code(err), start, f.self, 1)
 	return err
 }
 
@@ -118,6 +123,9 @@ func (f *Forwarder) streamKey(ctx context.Context, m *method, ss grpc.ServerStre
 // only the opening, since nothing was sent before it) and relays it.
 func (f *Forwarder) forwardStream(ctx context.Context, m *method, key, owner string, srv any, ss grpc.ServerStream, first *frame, handler grpc.StreamHandler, start time.Time) error {
 	md := outgoingMD(ctx)
+	if f.tracer != nil {
+		injectSpan(ctx, md)
+	}
 	out := metadata.NewOutgoingContext(ctx, md)
 	a := f.newAttempts(m, key, owner)
 	for {
@@ -150,11 +158,11 @@ func (f *Forwarder) forwardStream(ctx context.Context, m *method, key, owner str
 		t.pc.reached()
 		err = f.relay(cs, cancel, ss, first)
 		t.pc.release(f.log)
-		f.met.done(m, routeForwarded, status.Code(err), start)
+		f.finish(ctx, m, routeForwarded, status.Code(err), start, t.pc.id, a.n)
 		return err
 	}
 	first.free()
-	f.met.done(m, routeForwarded, status.Code(a.err), start)
+	f.finish(ctx, m, routeForwarded, status.Code(a.err), start, a.owner, a.n)
 	return a.err
 }
 

@@ -26,13 +26,21 @@ func (f *Forwarder) unary(ctx context.Context, req any, info *grpc.UnaryServerIn
 		m.learnHandler(handler, req)
 	}
 	start := time.Now()
+	ctx, span := f.startSpan(ctx, m)
+	resp, err := f.routeUnary(ctx, m, req, handler, start)
+	endSpan(span, err)
+	return resp, err
+}
+
+// routeUnary is the routing of a unary call (unary: the interceptor).
+func (f *Forwarder) routeUnary(ctx context.Context, m *method, req any, handler grpc.UnaryHandler, start time.Time) (any, error) {
 	if err := f.enter(ctx, m); err != nil {
 		return nil, err
 	}
 	defer f.exit()
 	v := f.view.Load()
 	ctx, ms := f.checkMark(ctx, v)
-	key, err := f.unaryKey(ctx, m, req)
+	key, err := unaryKey(ctx, m, req)
 	if err != nil {
 		return nil, f.noKey(m, err)
 	}
@@ -50,11 +58,12 @@ func (f *Forwarder) unary(ctx context.Context, req any, info *grpc.UnaryServerIn
 func (f *Forwarder) local(ctx context.Context, m *method, req any, handler grpc.UnaryHandler, start time.Time) (any, error) {
 	_ = grpc.SetHeader(ctx, f.ownerMD)
 	resp, err := handler(ctx, req)
-	f.met.done(m, routeLocal, status.Code(err), start)
+	f.finish(ctx, m, routeLocal, status.Code(err), start, f.self, 1)
 	return resp, err
 }
 
-func (f *Forwarder) unaryKey(ctx context.Context, m *method, req any) (string, error) {
+// unaryKey reads the key of a unary call from its request or incoming metadata.
+func unaryKey(ctx context.Context, m *method, req any) (string, error) {
 	var key string
 	switch m.kind {
 	case keyField:
@@ -104,6 +113,9 @@ func (c *call) reset() {
 
 func (f *Forwarder) forwardUnary(ctx context.Context, m *method, key, owner string, req any, handler grpc.UnaryHandler, start time.Time) (any, error) {
 	md := outgoingMD(ctx)
+	if f.tracer != nil {
+		injectSpan(ctx, md)
+	}
 	out := metadata.NewOutgoingContext(ctx, md)
 	c := callPool.Get().(*call)
 	c.opts[0] = f.codecOpt
@@ -143,7 +155,7 @@ func (f *Forwarder) forwardUnary(ctx context.Context, m *method, key, owner stri
 		if err == nil {
 			t.pc.reached()
 			relayHeaders(ctx, c)
-			f.met.done(m, routeForwarded, codes.OK, start)
+			f.finish(ctx, m, routeForwarded, codes.OK, start, t.pc.id, a.n)
 			return resp, nil
 		}
 		if !a.failed(ctx, t, reached, err) {
@@ -151,7 +163,7 @@ func (f *Forwarder) forwardUnary(ctx context.Context, m *method, key, owner stri
 		}
 	}
 	relayHeaders(ctx, c)
-	f.met.done(m, routeForwarded, status.Code(a.err), start)
+	f.finish(ctx, m, routeForwarded, status.Code(a.err), start, a.owner, a.n)
 	return nil, a.err
 }
 

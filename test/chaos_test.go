@@ -111,16 +111,7 @@ func TestKill9DuringWrites(t *testing.T) {
 	// Keys the victim owns, written and acknowledged before the kill.
 	probe := ownedBy(t, ps[0], victim.id, "probe-", 20)
 	wl := kvtest.NewLedger()
-	put := func(via *proc, k, val string, timeout time.Duration) error {
-		ctx, cancel := ctxTimeout(timeout)
-		defer cancel()
-		wl.Begin(k, val)
-		r, err := via.kv().Put(ctx, &kvv1.PutRequest{Key: k, Value: []byte(val)})
-		if err == nil {
-			wl.Ack(k, val, kv.VersionFromProto(r.GetVersion()))
-		}
-		return err
-	}
+	put := func(via *proc, k, val string, timeout time.Duration) error { return putVia(wl, via, k, val, timeout) }
 	for i, k := range probe {
 		if err := put(survivors[i%3], k, "before-"+k, 5*time.Second); err != nil {
 			t.Fatalf("put %s: %v", k, err)

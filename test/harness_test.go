@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -28,6 +29,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	adminv1 "github.com/swimring/swimring/proto/swimring/admin/v1"
@@ -43,6 +45,13 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	flag.Parse()
+	// The binary's client commands (swimring load) default their security flags
+	// from SWIMRING_ variables: a shell that exported them must not change the tests.
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "SWIMRING_") {
+			_ = os.Unsetenv(name)
+		}
+	}
 	dir, err := os.MkdirTemp("", "swimring-test-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "test: temp dir:", err)
@@ -143,15 +152,18 @@ type proc struct {
 
 // cluster is the set of node processes of one test.
 type cluster struct {
-	t     testing.TB
-	name  string // --cluster, unique per test
-	dir   string
-	args  []string                                                        // extra flags for every node
-	host  string                                                          // IP nodes bind; 127.0.0.1 unless in namespaces
-	nsIP  map[string]string                                               // namespace → IP its node binds
-	dial  func(ns string) func(context.Context, string) (net.Conn, error) // nil: plain
-	mu    sync.Mutex
-	procs []*proc // every process ever started, in order
+	t       testing.TB
+	name    string // --cluster, unique per test
+	dir     string
+	keyFile string                                                          // the cluster's gossip key (--key-file of every node)
+	args    []string                                                        // extra flags for every node
+	idArgs  func(id string) []string                                        // more flags for node id (nil: none), e.g. its TLS certificate
+	creds   credentials.TransportCredentials                                // of the test's clients; nil: plaintext
+	host    string                                                          // IP nodes bind; 127.0.0.1 unless in namespaces
+	nsIP    map[string]string                                               // namespace → IP its node binds
+	dial    func(ns string) func(context.Context, string) (net.Conn, error) // nil: plain
+	mu      sync.Mutex                                                      // protects procs
+	procs   []*proc                                                         // every process ever started, in order
 }
 
 func randHex(n int) string {
@@ -160,10 +172,19 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// newCluster prepares a cluster; every process it starts is killed at cleanup, and
-// the logs of all of them are printed if the test failed.
+// newCluster prepares a cluster of nodes with a gossip key of its own, as in
+// production (a node refuses to start with nothing to authenticate its peers);
+// extraArgs come after --key-file and may replace it. Every process it starts is
+// killed at cleanup, and the logs of all of them are printed if the test failed.
 func newCluster(t testing.TB, extraArgs ...string) *cluster {
-	c := &cluster{t: t, name: "chaos-" + randHex(4), dir: t.TempDir(), args: extraArgs, host: "127.0.0.1"}
+	c := &cluster{t: t, name: "chaos-" + randHex(4), dir: t.TempDir(), host: "127.0.0.1"}
+	c.keyFile = filepath.Join(c.dir, "gossip.key")
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	if err := os.WriteFile(c.keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.args = append([]string{"--key-file", c.keyFile}, extraArgs...)
 	t.Cleanup(c.cleanup)
 	return c
 }
@@ -257,6 +278,9 @@ func (c *cluster) start(id, ns string, seeds []*proc) *proc {
 		args = append(args, "--seeds", strings.Join(seedAddrs, ","))
 	}
 	args = append(args, c.args...)
+	if c.idArgs != nil {
+		args = append(args, c.idArgs(id)...)
+	}
 	if ns != "" {
 		p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, swimringBin}, args...)...)
 	} else {
@@ -355,7 +379,11 @@ func (p *proc) client() *grpc.ClientConn {
 	p.connMu.Lock()
 	defer p.connMu.Unlock()
 	if p.conn == nil {
-		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		creds := p.c.creds
+		if creds == nil {
+			creds = insecure.NewCredentials()
+		}
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 				MinConnectTimeout: 2 * time.Second,

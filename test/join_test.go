@@ -32,7 +32,7 @@ func TestJoinThroughOneSeed(t *testing.T) {
 	var keys []string
 	for i := range 120 {
 		k := fmt.Sprintf("seeded-%d", i)
-		if err := putVia(wl, base[i%3], k, "v0-"+k); err != nil {
+		if err := putVia(wl, base[i%3], k, "v0-"+k, 5*time.Second); err != nil {
 			t.Fatalf("put %s: %v", k, err)
 		}
 		keys = append(keys, k)
@@ -60,7 +60,7 @@ func TestJoinThroughOneSeed(t *testing.T) {
 			wg.Go(func() {
 				for i := range 15 {
 					k := fmt.Sprintf("j%d-%d-%d", trial, w, i)
-					if err := putVia(wl, j, k, "by-"+j.id); err != nil {
+					if err := putVia(wl, j, k, "by-"+j.id, 5*time.Second); err != nil {
 						t.Errorf("put %s through the joiner %s: %v", k, j.name(), err)
 						continue
 					}
@@ -123,9 +123,9 @@ func TestJoinThroughOneSeed(t *testing.T) {
 	}
 }
 
-// putVia writes k=val through p, recorded in the ledger.
-func putVia(wl *kvtest.Ledger, p *proc, k, val string) error {
-	ctx, cancel := ctxTimeout(5 * time.Second)
+// putVia writes k=val through p within timeout, recorded in the ledger.
+func putVia(wl *kvtest.Ledger, p *proc, k, val string, timeout time.Duration) error {
+	ctx, cancel := ctxTimeout(timeout)
 	defer cancel()
 	wl.Begin(k, val)
 	r, err := p.kv().Put(ctx, &kvv1.PutRequest{Key: k, Value: []byte(val)})

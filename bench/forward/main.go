@@ -16,6 +16,9 @@
 //	            service; the client calls node 0 with keys node 0 owns.
 //	forward     the same client and node, keys owned by node 1 or node 2: one
 //	            forward per call.
+//	smart       the smart client (package client) over the three Nodes, keys of
+//	            every owner: each call goes straight to its key's owner, no forward.
+//	smart-n0    the smart client with node 0's keys only (local's single server).
 //
 // Every client uses grpc's default dial options. Besides rps and latencies it reports
 // heap allocations per call (runtime.MemStats.Mallocs over the measured loop ÷ calls,
@@ -53,6 +56,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/swimring/swimring"
+	"github.com/swimring/swimring/client"
 	"github.com/swimring/swimring/forward"
 	"github.com/swimring/swimring/membership"
 	echov1 "github.com/swimring/swimring/proto/swimring/echo/v1"
@@ -65,7 +69,7 @@ var (
 	concFlag   = flag.String("conc", "1,8", "comma-separated concurrency levels")
 	reps       = flag.Int("reps", 3, "repetitions (cases interleaved within each)")
 	payloadN   = flag.Int("payload", 100, "request payload size in bytes")
-	casesFlag  = flag.String("cases", "echo,echo-tuned,local,forward", "cases to run")
+	casesFlag  = flag.String("cases", "echo,echo-tuned,local,forward,smart", "cases to run")
 	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the measured loops to this file")
 	memProfile = flag.String("memprofile", "", "write an allocation profile (alloc_space) at exit to this file")
 	workers    = flag.Int("workers", 0, "forward.Config.StreamWorkers of the Nodes and of echo-tuned (0: forward's default)")
@@ -341,6 +345,41 @@ func echoOp(cc *grpc.ClientConn, keys []string, payload []byte, wantServer func(
 	}
 }
 
+// smartOp is echoOp through the smart client, checking each call was served by its
+// key's owner.
+func smartOp(cc *grpc.ClientConn, keys []string, payload []byte, ownerOf func(string) string) op {
+	client := echov1.NewEchoServiceClient(cc)
+	return func(w int, i int64) error {
+		k := keys[(w*7919+int(i))%len(keys)]
+		resp, err := client.Echo(context.Background(), &echov1.EchoRequest{Key: k, Payload: payload})
+		if err != nil {
+			return err
+		}
+		if len(resp.GetPayload()) != len(payload) || resp.GetServedBy() != ownerOf(k) {
+			return fmt.Errorf("smart client: key %s served by %s, owner %s", k, resp.GetServedBy(), ownerOf(k))
+		}
+		return nil
+	}
+}
+
+// waitRouted waits until the smart client has heard the ring: every key's owner serves it.
+func waitRouted(cc *grpc.ClientConn, keys []string, ownerOf func(string) string) {
+	client := echov1.NewEchoServiceClient(cc)
+	deadline := time.Now().Add(30 * time.Second)
+	for _, k := range keys[:50] {
+		for {
+			r, err := client.Echo(context.Background(), &echov1.EchoRequest{Key: k})
+			if err == nil && r.GetServedBy() == ownerOf(k) {
+				break
+			}
+			if time.Now().After(deadline) {
+				log.Fatalf("the smart client does not route %s to its owner: %v %v", k, r, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
@@ -379,6 +418,18 @@ func main() {
 	defer plainCC.Close()
 	defer tunedCC.Close()
 	defer nodeCC.Close()
+	var seeds []string
+	for _, sn := range nodes {
+		seeds = append(seeds, sn.node.Self().GRPCAddr)
+	}
+	smartCC, err := client.New(client.Config{Seeds: seeds}, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer smartCC.Close()
+	allKeys := append(slices.Clone(localKeys), remoteKeys...)
+	ownerOf := func(k string) string { o, _ := n0.Owner(k); return o.ID }
+	waitRouted(smartCC, allKeys, ownerOf)
 
 	type bcase struct {
 		system, name string
@@ -389,6 +440,10 @@ func main() {
 		{"grpc", "echo-tuned", echoOp(tunedCC, localKeys, payload, nil)},
 		{"swimring", "local", echoOp(nodeCC, localKeys, payload, func(s string) bool { return s == "n0" })},
 		{"swimring", "forward", echoOp(nodeCC, remoteKeys, payload, func(s string) bool { return s != "n0" })},
+		{"swimring", "smart", smartOp(smartCC, allKeys, payload, ownerOf)},
+		// The smart client with node 0's keys only: the same single server as local,
+		// which tells the client's own cost from that of spreading calls over servers.
+		{"swimring", "smart-n0", smartOp(smartCC, localKeys, payload, ownerOf)},
 	}
 	var cases []bcase
 	for _, c := range all {
@@ -513,7 +568,7 @@ func printTable(w *os.File, results []result, concs []int, anc anchorRatios) {
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range concs {
 		base, tb := g["echo/"+strconv.Itoa(c)], g["echo-tuned/"+strconv.Itoa(c)]
-		for _, name := range []string{"echo", "echo-tuned", "local", "forward"} {
+		for _, name := range []string{"echo", "echo-tuned", "local", "forward", "smart", "smart-n0"} {
 			s := g[name+"/"+strconv.Itoa(c)]
 			if s == nil {
 				continue
@@ -584,4 +639,7 @@ func printTable(w *os.File, results []result, concs []int, anc anchorRatios) {
 	line("same, p50 ÷ echo", "ringpop local", "", "local", p50Of, 1, 1.05, false)
 	line("key owned elsewhere (one forward): rps ÷ echo", "ringpop forward", "grpc relay", "forward", rpsOf, 0, 0.50, true)
 	line("same, p50 ÷ echo", "ringpop forward", "grpc relay", "forward", p50Of, 1, 2.2, false)
+	// ringpop-go has no client that routes by itself: callers go through a node.
+	line("smart client, keys of every owner: rps ÷ echo", "", "", "smart", rpsOf, 0, 0.95, true)
+	line("same, p50 ÷ echo", "", "", "smart", p50Of, 1, 1.05, false)
 }

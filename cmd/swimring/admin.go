@@ -153,10 +153,29 @@ func printMembers(w io.Writer, r *adminv1.MembersResponse) error {
 	return err
 }
 
+// newestBoots keeps one member per ID, its newest boot: a node that restarted is one
+// node, not one row per boot.
+func newestBoots(r *adminv1.MembersResponse) *adminv1.MembersResponse {
+	out := &adminv1.MembersResponse{SelfId: r.GetSelfId()}
+	index := map[string]int{}
+	for _, m := range r.GetMembers() {
+		i, seen := index[m.GetId()]
+		switch {
+		case !seen:
+			index[m.GetId()] = len(out.Members)
+			out.Members = append(out.Members, m)
+		case m.GetBootUnixNano() > out.Members[i].GetBootUnixNano():
+			out.Members[i] = m
+		}
+	}
+	return out
+}
+
 func runMembers(ctx context.Context, e *env, args []string) error {
-	var all bool
+	var all, boots bool
 	c, _, err := adminFlags("members", e, args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&all, "all", false, "include dead members and those that left")
+		fs.BoolVar(&boots, "boots", false, "one row per boot of a node (a restarted node has several), not one per ID")
 	})
 	if err != nil {
 		return err
@@ -165,6 +184,9 @@ func runMembers(ctx context.Context, e *env, args []string) error {
 		r, err := adminv1.NewAdminServiceClient(cc).Members(ctx, &adminv1.MembersRequest{IncludeGone: all})
 		if err != nil {
 			return err
+		}
+		if !boots {
+			r = newestBoots(r)
 		}
 		if c.json {
 			return writeJSONDoc(e.stdout, membersDoc(r))
@@ -494,8 +516,8 @@ const maxChecksumNodes = 1024
 
 // askRing asks the node at addr for its ring and, when members is set, its members
 // (dead ones included, to find the other side of a split).
-func askRing(ctx context.Context, addr string, timeout time.Duration, members bool) (*adminv1.RingResponse, *adminv1.MembersResponse, error) {
-	cc, err := dialNode(addr)
+func askRing(ctx context.Context, d dialer, addr string, timeout time.Duration, members bool) (*adminv1.RingResponse, *adminv1.MembersResponse, error) {
+	cc, err := d.dial(addr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -506,12 +528,12 @@ func askRing(ctx context.Context, addr string, timeout time.Duration, members bo
 	var mr *adminv1.MembersResponse
 	if members {
 		if mr, err = admin.Members(ctx, &adminv1.MembersRequest{IncludeGone: true}); err != nil {
-			return nil, nil, callError(cc, addr, timeout, err)
+			return nil, nil, d.callError(cc, addr, timeout, err)
 		}
 	}
 	rr, err := admin.Ring(ctx, &adminv1.RingRequest{})
 	if err != nil {
-		return nil, nil, callError(cc, addr, timeout, err)
+		return nil, nil, d.callError(cc, addr, timeout, err)
 	}
 	return rr, mr, nil
 }
@@ -534,11 +556,15 @@ func candidates(r *adminv1.MembersResponse) []*adminv1.Member {
 }
 
 // collectChecksums asks the node at c.addr, then every member it or any other
-// answering node knows, for its ring.
+// answering node knows, for its ring, with the same credentials for each.
 func collectChecksums(ctx context.Context, c *clientFlags) ([]nodeSum, error) {
+	d, err := c.sec.load()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 3*c.timeout)
 	defer cancel()
-	rr, mr, err := askRing(ctx, c.addr, c.timeout, true)
+	rr, mr, err := askRing(ctx, d, c.addr, c.timeout, true)
 	if err != nil {
 		return nil, err
 	}
@@ -576,7 +602,7 @@ func collectChecksums(ctx context.Context, c *clientFlags) ([]nodeSum, error) {
 				sem <- struct{}{}
 				defer func() { <-sem }()
 				s := &frontier[i]
-				rr, mr, err := askRing(ctx, s.GRPCAddr, c.timeout, true)
+				rr, mr, err := askRing(ctx, d, s.GRPCAddr, c.timeout, true)
 				if err != nil {
 					s.Err = err
 					return

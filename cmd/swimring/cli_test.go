@@ -6,6 +6,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,14 @@ import (
 var cliBin string
 
 func TestMain(m *testing.M) {
+	// The commands' defaults come from these (--addr, --tls-*, --token-file): a
+	// shell that exported them (after a demo, say) must not change what the tests
+	// run, in this process or in the processes they start.
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "SWIMRING_") {
+			_ = os.Unsetenv(name)
+		}
+	}
 	dir, err := os.MkdirTemp("", "swimring-cli-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -43,27 +53,27 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// cliEnv is the environment of the processes the tests start: without SWIMRING_ADDR,
-// so that a missing --addr is missing.
-func cliEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, addrEnv+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
+// cliEnv is the environment of the processes the tests start (TestMain removed the
+// SWIMRING_ variables from it), plus extra "NAME=value"s.
+func cliEnv(extra ...string) []string {
+	return append(os.Environ(), extra...)
 }
 
 // cliRun runs the binary with args, bounded by 30 s, and returns its output and exit
 // status.
 func cliRun(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return cliRunEnv(t, nil, args...)
+}
+
+// cliRunEnv is cliRun with extra environment variables ("NAME=value").
+func cliRunEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, cliBin, args...)
-	cmd.Env = cliEnv()
+	cmd.Env = cliEnv(env...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if ctx.Err() != nil {
@@ -128,6 +138,19 @@ type cliNode struct {
 func (n *cliNode) logText() string {
 	b, _ := os.ReadFile(n.log)
 	return string(b)
+}
+
+// writeKeyFile writes a fresh gossip key file into dir: what a node needs (or TLS)
+// to authenticate its peers.
+func writeKeyFile(t *testing.T, dir string) string {
+	t.Helper()
+	var k [32]byte
+	_, _ = rand.Read(k[:])
+	path := filepath.Join(dir, "gossip.key")
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(k[:])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // startCLINode starts a node with --preset local on :0 ports and waits for its ready
@@ -216,14 +239,15 @@ func aliveIDs(m membersJSON) []string {
 func TestCLICluster(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	n1 := startCLINode(t, dir, "n1", "--labels", "zone=a", "--metrics", "127.0.0.1:0")
-	n2 := startCLINode(t, dir, "n2", "--seeds", n1.info.GossipAddr)
+	key := writeKeyFile(t, dir)
+	n1 := startCLINode(t, dir, "n1", "--key-file", key, "--labels", "zone=a", "--metrics", "127.0.0.1:0")
+	n2 := startCLINode(t, dir, "n2", "--key-file", key, "--seeds", n1.info.GossipAddr)
 	// n3 finds the cluster through a seed file (membership/discovery) instead of --seeds.
 	seedFile := filepath.Join(dir, "seeds")
 	if err := os.WriteFile(seedFile, []byte("# any member will do\n"+n2.info.GossipAddr+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n3 := startCLINode(t, dir, "n3", "--seed-file", seedFile)
+	n3 := startCLINode(t, dir, "n3", "--key-file", key, "--seed-file", seedFile)
 	nodes := []*cliNode{n1, n2, n3}
 	if n1.info.MetricsAddr == "" || n2.info.MetricsAddr != "" {
 		t.Fatalf("metrics_addr in ready files: %q, %q", n1.info.MetricsAddr, n2.info.MetricsAddr)
@@ -397,6 +421,10 @@ func freeAddr(t *testing.T) string {
 func TestCLIBadInput(t *testing.T) {
 	t.Parallel()
 	dead := freeAddr(t)
+	shortToken := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(shortToken, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -424,7 +452,18 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"node", "--log-level", "loud"}, 2, "--log-level"},
 		{[]string{"node", "--dns", "no-port"}, 2, "--dns"},
 		{[]string{"node", "--key-file", filepath.Join(t.TempDir(), "missing")}, 1, "--key-file"},
-		{[]string{"node", "--ready-file", "/nonexistent-dir/r.json"}, 1, "its directory does not exist"},
+		{[]string{"node", "--insecure", "--ready-file", "/nonexistent-dir/r.json"}, 1, "its directory does not exist"},
+		// Secure by default: a node must be able to authenticate its peers.
+		{[]string{"node"}, 2, "nothing would authenticate the nodes to each other: give --key-file FILE"},
+		{[]string{"node", "--id", "a"}, 2, "or --tls-cert, --tls-key and --tls-ca (swimring certs makes them), or --insecure to run without"},
+		{[]string{"node", "--insecure", "--key-file", "k"}, 2, "--insecure contradicts --key-file and --tls-*"},
+		{[]string{"node", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, 2, "--tls-cert, --tls-key and --tls-ca go together: missing --tls-ca"},
+		{[]string{"node", "--key-file", "k", "--tls-client-certs"}, 2, "--tls-client-certs needs TLS"},
+		{[]string{"node", "--insecure", "--pprof"}, 2, "--pprof is about the admin HTTP address: give --metrics ADDR"},
+		{[]string{"node", "--insecure", "--metrics", "10.1.2.3:0"}, 2, "is not a loopback address"},
+		{[]string{"node", "--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem", "--tls-ca", "/nonexistent/ca.pem"}, 2, "invalid config: TLS certificate"},
+		{[]string{"node", "--insecure", "--admin-token-file", filepath.Join(t.TempDir(), "missing")}, 1, "--admin-token-file"},
+		{[]string{"node", "--insecure", "--admin-token-file", shortToken}, 2, "AdminToken is 5 bytes, at least 16 needed"},
 		{[]string{"demo", "--nodes", "0"}, 2, "--nodes must be"},
 	} {
 		start := time.Now()

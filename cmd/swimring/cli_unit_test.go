@@ -265,7 +265,7 @@ func TestNodeFlagsCheck(t *testing.T) {
 		return f.check()
 	}
 	s, err := parse("--id", "x", "--seeds", "127.0.0.1:1, 127.0.0.1:2", "--preset", "local", "--log-level", "DEBUG",
-		"--log-format", "json", "--replicas", "5", "--write-quorum", "3", "--read-quorum", "3", "--labels", "a=b")
+		"--log-format", "json", "--replicas", "5", "--write-quorum", "3", "--read-quorum", "3", "--labels", "a=b", "--key-file", "k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,18 +273,30 @@ func TestNodeFlagsCheck(t *testing.T) {
 		s.kv.Replicas != 5 || s.kv.WriteQuorum != 3 || s.labels["a"] != "b" {
 		t.Errorf("setup %+v", s)
 	}
-	if s, err := parse(); err != nil || !strings.HasPrefix(s.id, "node-") || s.membership.ProbeInterval != time.Second {
+	if s, err := parse("--insecure"); err != nil || !strings.HasPrefix(s.id, "node-") || s.membership.ProbeInterval != time.Second {
 		t.Errorf("defaults: %+v %v (want a random id and the LAN preset)", s, err)
+	}
+	for _, ok := range [][]string{
+		{"--tls-cert", "c", "--tls-key", "k", "--tls-ca", "ca", "--tls-client-certs"},
+		{"--tls-cert", "c", "--tls-key", "k", "--tls-ca", "ca", "--key-file", "k"},
+		{"--key-file", "k", "--metrics", "0.0.0.0:0", "--http-public", "--pprof", "--admin-token-file", "t"},
+	} {
+		if _, err := parse(ok...); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
 	}
 	for _, args := range [][]string{
 		{"--grpc", "nohost"}, {"--gossip", "x"}, {"--advertise", "h:0"}, {"--metrics", "x"},
-		{"--seeds", "a"}, {"--seed-file", ""}, {"--dns", "x"}, {"--preset", "wan"}, {"--labels", "x"},
+		{"--seeds", "a"}, {"--seed-file", "", "--insecure"}, {"--dns", "x"}, {"--preset", "wan"}, {"--labels", "x"},
 		{"--log-level", "trace"}, {"--log-format", "xml"}, {"--min-members", "-1"}, {"--replicas", "0"},
 		{"--read-quorum", "4"}, {"--shutdown-timeout", "0s"},
+		// The security flags.
+		{}, {"--id", "a"}, {"--tls-ca", "ca.pem"}, {"--tls-cert", "c", "--tls-ca", "ca"}, {"--insecure", "--tls-cert", "c", "--tls-key", "k", "--tls-ca", "ca"},
+		{"--insecure", "--tls-client-certs"}, {"--insecure", "--http-public"}, {"--key-file", "k", "--pprof"},
 	} {
 		var ue usageError
 		if _, err := parse(args...); !errors.As(err, &ue) {
-			if args[0] == "--seed-file" && err == nil {
+			if len(args) > 0 && args[0] == "--seed-file" && err == nil {
 				continue // an empty --seed-file means none
 			}
 			t.Errorf("%q: %v, want a usage error", args, err)
@@ -323,11 +335,38 @@ func TestWriteReadyFile(t *testing.T) {
 }
 
 func TestClientErrors(t *testing.T) {
-	if got := dialReason(`connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`); got != "connect: connection refused" {
+	if got := dialReason(`connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"`, plainDialer); got != "connect: connection refused" {
 		t.Errorf("dialReason: %q", got)
 	}
-	if got := dialReason(""); got != "unavailable" {
+	if got := dialReason("", plainDialer); got != "unavailable" {
 		t.Errorf("dialReason(\"\"): %q", got)
+	}
+	// TLS failures, as grpc describes them (several are racy on a real connection,
+	// hence here): one line that says what to do.
+	tlsCA, tlsCert := dialer{tls: true}, dialer{tls: true, clientCert: true}
+	for _, tc := range []struct {
+		msg  string
+		d    dialer
+		want string
+	}{
+		{`connection error: desc = "error reading server preface: EOF"`, plainDialer, "the node closed the connection without answering: does it use TLS? give --tls-ca"},
+		{`connection error: desc = "transport: failed to write client preface: write tcp 127.0.0.1:1->127.0.0.1:2: write: broken pipe"`, plainDialer, "does it use TLS?"},
+		{`connection error: desc = "error reading server preface: EOF"`, tlsCA, "TLS: the node requires a client certificate of its CA: give --tls-cert and --tls-key"},
+		{`connection error: desc = "error reading server preface: remote error: tls: certificate required"`, tlsCA, "requires a client certificate"},
+		{`connection error: desc = "error reading server preface: remote error: tls: unknown certificate authority"`, tlsCert, "TLS: the node refused the client certificate (is it of the node's CA?)"},
+		{`connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority (possibly because of \"x509: ECDSA verification failure\")"`, tlsCA,
+			"TLS: the node's certificate is not signed by the --tls-ca CA (x509: certificate signed by unknown authority)"},
+		{`connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate is valid for 127.0.0.1, ::1, not 127.0.0.2"`, tlsCA,
+			"TLS: the node's certificate is not valid for 127.0.0.2, only for 127.0.0.1, ::1: dial one of those"},
+		{`... x509: cannot validate certificate for 127.0.0.1 because it doesn't contain any IP SANs"`, tlsCA, "not valid for 127.0.0.1 (it names no IP address)"},
+		{`... x509: certificate is not valid for any names, but wanted to match localhost"`, tlsCA, "not valid for localhost (it names no DNS name)"},
+		{`... tls: first record does not look like a TLS handshake"`, tlsCA, "TLS: the node does not use TLS (drop --tls-ca, or $SWIMRING_TLS_CA)"},
+		{`... x509: certificate has expired or is not yet valid: current time ..."`, tlsCA, "TLS: the node's certificate has expired or is not yet valid"},
+		{`transport: authentication handshake failed: tls: something new"`, tlsCA, "TLS handshake failed: tls: something new"},
+	} {
+		if got := dialReason(tc.msg, tc.d); !strings.HasPrefix(got, tc.want) && !strings.Contains(got, tc.want) || strings.Contains(got, "\n") {
+			t.Errorf("dialReason(%q, %+v) = %q, want %q", tc.msg, tc.d, got, tc.want)
+		}
 	}
 	if got := codeName(5); got != "not found" {
 		t.Errorf("codeName(NotFound) = %q", got)
@@ -351,7 +390,7 @@ func TestDemoText(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
 	}
-	steps := nextSteps("go run ./cmd/swimring", ns)
+	steps := nextSteps("go run ./cmd/swimring", ns, nil)
 	for _, want := range []string{
 		"go run ./cmd/swimring members --addr 127.0.0.1:1001",
 		"go run ./cmd/swimring kv get hello --addr 127.0.0.1:1002",
@@ -362,6 +401,24 @@ func TestDemoText(t *testing.T) {
 		if !strings.Contains(steps, want) {
 			t.Errorf("next steps lack %q:\n%s", want, steps)
 		}
+	}
+	if strings.Contains(steps, "SWIMRING_TLS") || strings.Contains(steps, "-cacert") {
+		t.Errorf("plaintext next steps mention TLS:\n%s", steps)
+	}
+	// With TLS: the variables first, then grpcurl with the CA and the admin certificate.
+	tls := &demoTLS{caFile: "/tmp/d/certs/ca.pem", adminCert: "/tmp/d/certs/admin-demo.pem", adminKey: "/tmp/d dir/admin-demo-key.pem"}
+	steps = nextSteps("swimring", ns, tls)
+	for _, want := range []string{
+		"export SWIMRING_TLS_CA=/tmp/d/certs/ca.pem SWIMRING_TLS_CERT=/tmp/d/certs/admin-demo.pem SWIMRING_TLS_KEY='/tmp/d dir/admin-demo-key.pem'\n",
+		"swimring members --addr 127.0.0.1:1001",
+		`grpcurl -cacert "$SWIMRING_TLS_CA" -cert "$SWIMRING_TLS_CERT" -key "$SWIMRING_TLS_KEY" 127.0.0.1:1001 list`,
+	} {
+		if !strings.Contains(steps, want) {
+			t.Errorf("TLS next steps lack %q:\n%s", want, steps)
+		}
+	}
+	if strings.Contains(steps, "-plaintext") || strings.Index(steps, "export ") > strings.Index(steps, "members --addr") {
+		t.Errorf("TLS next steps:\n%s", steps)
 	}
 	if got := cliPrefix("/tmp/go-build123/b001/exe/swimring", "/tmp/go-build123/b001/exe/swimring"); got != "go run ./cmd/swimring" {
 		t.Errorf("cliPrefix under go run: %q", got)
@@ -452,8 +509,13 @@ func TestNodeInProcess(t *testing.T) {
 	if err := os.WriteFile(kf, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("  an admin token of this test \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	info, logs, codeCh, cancel := startInProcNode(t, "--id", "solo", "--key-file", kf, "--log-format", "json",
-		"--metrics", "127.0.0.1:0", "--cluster", "inproc", "--replicas", "1", "--write-quorum", "1", "--read-quorum", "1")
+		"--metrics", "127.0.0.1:0", "--cluster", "inproc", "--replicas", "1", "--write-quorum", "1", "--read-quorum", "1",
+		"--admin-token-file", token)
 	if info.ID != "solo" || info.PID != os.Getpid() || info.MetricsAddr == "" {
 		t.Fatalf("ready file %+v", info)
 	}
@@ -472,6 +534,22 @@ func TestNodeInProcess(t *testing.T) {
 	}
 	if code, out, errs := inProc(ctx, "checksums", "--addr", info.GRPCAddr, "--json"); code != 0 || !strings.Contains(out, `"agree": true`) {
 		t.Errorf("checksums: %d %q %q", code, out, errs)
+	}
+	// With an admin token, heal needs it even from this host; the token (trimmed)
+	// goes over plaintext too.
+	if code, out, errs := inProc(ctx, "heal", "--addr", info.GRPCAddr); code != 1 || out != "" ||
+		!strings.Contains(errs, "needs the admin token (authorization: Bearer TOKEN) or an admin certificate (unauthenticated)") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("heal without the token: %d %q %q", code, out, errs)
+	}
+	if code, out, errs := inProc(ctx, "heal", "--addr", info.GRPCAddr, "--token-file", token); code != 0 || !strings.Contains(out, "re-joined") {
+		t.Errorf("heal with --token-file: %d %q %q", code, out, errs)
+	}
+	bad := filepath.Join(t.TempDir(), "bad-token")
+	if err := os.WriteFile(bad, []byte("not the admin token at all\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := inProc(ctx, "heal", "--addr", info.GRPCAddr, "--token-file", bad); code != 1 || !strings.Contains(errs, "(unauthenticated)") {
+		t.Errorf("heal with a wrong token: %d %q", code, errs)
 	}
 	resp, err := http.Get("http://" + info.MetricsAddr + "/metrics")
 	if err != nil {
@@ -507,7 +585,7 @@ func TestNodeInProcess(t *testing.T) {
 // An admin leave makes the in-process node return 0 by itself.
 func TestNodeInProcessLeave(t *testing.T) {
 	t.Parallel()
-	info, logs, codeCh, _ := startInProcNode(t, "--id", "leaver", "--cluster", "inproc-leave")
+	info, logs, codeCh, _ := startInProcNode(t, "--id", "leaver", "--cluster", "inproc-leave", "--key-file", writeKeyFile(t, t.TempDir()))
 	if code, out, errs := inProc(context.Background(), "leave", "--addr", info.GRPCAddr, "--json"); code != 0 || !strings.Contains(out, `"id": "leaver"`) {
 		t.Errorf("leave: %d %q %q", code, out, errs)
 	}
@@ -521,5 +599,46 @@ func TestNodeInProcessLeave(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "left the cluster (admin leave): shutting down") {
 		t.Errorf("logs:\n%s", logs.String())
+	}
+}
+
+// --insecure runs a node without gossip keys or TLS, and says so in its log.
+func TestNodeInsecureWarns(t *testing.T) {
+	t.Parallel()
+	info, logs, codeCh, cancel := startInProcNode(t, "--id", "plain", "--cluster", "inproc-insecure", "--insecure")
+	if code, out, errs := inProc(context.Background(), "members", "--addr", info.GRPCAddr); code != 0 || !strings.Contains(out, "as plain sees them") {
+		t.Errorf("members: %d %q %q", code, out, errs)
+	}
+	cancel()
+	select {
+	case code := <-codeCh:
+		if code != 0 {
+			t.Errorf("exit %d after cancel\n%s", code, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("node did not stop within 30 s of cancel")
+	}
+	if !strings.Contains(logs.String(), "running with --insecure: gossip is not encrypted and nothing authenticates the nodes to each other") {
+		t.Errorf("no warning in the log:\n%s", logs.String())
+	}
+}
+
+// members shows one row per node ID by default: the newest boot of a node that
+// restarted, wherever the admin service lists it.
+func TestNewestBoots(t *testing.T) {
+	r := &adminv1.MembersResponse{SelfId: "a", Members: []*adminv1.Member{
+		{Id: "a", Name: "a/1", BootUnixNano: 10, State: adminv1.MemberState_MEMBER_STATE_ALIVE},
+		{Id: "b", Name: "b/1", BootUnixNano: 5, State: adminv1.MemberState_MEMBER_STATE_DEAD},
+		{Id: "b", Name: "b/2", BootUnixNano: 20, State: adminv1.MemberState_MEMBER_STATE_ALIVE},
+		{Id: "c", Name: "c/2", BootUnixNano: 30, State: adminv1.MemberState_MEMBER_STATE_ALIVE},
+		{Id: "c", Name: "c/1", BootUnixNano: 3, State: adminv1.MemberState_MEMBER_STATE_LEFT},
+	}}
+	got := newestBoots(r)
+	var names []string
+	for _, m := range got.GetMembers() {
+		names = append(names, m.GetName())
+	}
+	if want := []string{"a/1", "b/2", "c/2"}; !slices.Equal(names, want) {
+		t.Fatalf("one row per ID: %v, want %v", names, want)
 	}
 }

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -33,14 +32,16 @@ type clientFlags struct {
 	addr    string
 	timeout time.Duration
 	json    bool
+	sec     *secFlags
 }
 
-// addClientFlags defines --addr, --timeout and --json on fs.
+// addClientFlags defines --addr, --timeout, --json and the security flags on fs.
 func addClientFlags(fs *flag.FlagSet) *clientFlags {
 	c := &clientFlags{}
 	fs.StringVar(&c.addr, "addr", os.Getenv(addrEnv), "gRPC `HOST:PORT` of any node (default $"+addrEnv+")")
 	fs.DurationVar(&c.timeout, "timeout", defaultClientTimeout, "give up after this long")
 	fs.BoolVar(&c.json, "json", false, "print one JSON document instead of text")
+	c.sec = addSecFlags(fs)
 	return c
 }
 
@@ -55,7 +56,7 @@ func (c *clientFlags) check() error {
 	if c.timeout <= 0 {
 		return usagef("--timeout must be positive, got %v", c.timeout)
 	}
-	return nil
+	return c.sec.check()
 }
 
 // checkHostPort accepts "host:port" with a non-empty host and a numeric port 1..65535.
@@ -74,19 +75,10 @@ func checkHostPort(addr string) error {
 	return nil
 }
 
-// dialNode returns a client connection to addr (plaintext). grpc.NewClient does not
-// connect: failures show up at the first call (see callError).
-func dialNode(addr string) (*grpc.ClientConn, error) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach %s: %v", addr, err)
-	}
-	return cc, nil
-}
-
-// callError turns the error of a call to addr into one readable line: "cannot reach
-// ADDR: why" when the connection never came up, else the status message.
-func callError(cc *grpc.ClientConn, addr string, timeout time.Duration, err error) error {
+// callError turns the error of a call to addr, dialled by d, into one readable line:
+// "cannot reach ADDR: why" when the connection never came up, else the status
+// message.
+func (d dialer) callError(cc *grpc.ClientConn, addr string, timeout time.Duration, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -98,7 +90,7 @@ func callError(cc *grpc.ClientConn, addr string, timeout time.Duration, err erro
 	switch st.Code() {
 	case codes.Unavailable:
 		if !connected {
-			return fmt.Errorf("cannot reach %s: %s", addr, dialReason(st.Message()))
+			return fmt.Errorf("cannot reach %s: %s", addr, dialReason(st.Message(), d))
 		}
 	case codes.DeadlineExceeded:
 		if !connected {
@@ -113,9 +105,12 @@ func callError(cc *grpc.ClientConn, addr string, timeout time.Duration, err erro
 	return fmt.Errorf("%s: %s (%s)", addr, st.Message(), codeName(st.Code()))
 }
 
-// dialReason shortens grpc's description of a failed dial to its cause, e.g.
-// "connect: connection refused".
-func dialReason(msg string) string {
+// dialReason shortens grpc's description of a failed dial (by d) to its cause, e.g.
+// "connect: connection refused", or says what is wrong with TLS.
+func dialReason(msg string, d dialer) string {
+	if r := tlsReason(msg, d); r != "" {
+		return r
+	}
 	const marker = "Error while dialing: "
 	if i := strings.LastIndex(msg, marker); i >= 0 {
 		msg = msg[i+len(marker):]
@@ -151,7 +146,11 @@ func codeName(c codes.Code) string {
 // withNode dials c.addr and runs f with a context bounded by c.timeout. Errors from f
 // that are gRPC statuses become one readable line (callError).
 func withNode(ctx context.Context, c *clientFlags, f func(ctx context.Context, cc *grpc.ClientConn) error) error {
-	cc, err := dialNode(c.addr)
+	d, err := c.sec.load()
+	if err != nil {
+		return err
+	}
+	cc, err := d.dial(c.addr)
 	if err != nil {
 		return err
 	}
@@ -160,7 +159,7 @@ func withNode(ctx context.Context, c *clientFlags, f func(ctx context.Context, c
 	defer cancel()
 	err = f(ctx, cc)
 	if _, ok := status.FromError(err); ok && err != nil {
-		return callError(cc, c.addr, c.timeout, err)
+		return d.callError(cc, c.addr, c.timeout, err)
 	}
 	return err
 }

@@ -1,7 +1,8 @@
 package main
 
 // swimring demo: a local cluster of kv nodes, one process each (this executable's
-// node command), gossip encrypted with a fresh key, a live dashboard on every node,
+// node command), gossip encrypted with a fresh key, TLS with a CA made for the run
+// (the demo's own admin calls use an admin certificate), a live dashboard on every node,
 // optional load, and tick-cluster style controls: typed commands when stdin is a
 // terminal, or a --script. The commands are in demo_cmds.go, the network (loopback,
 // or one network namespace per node so that partitions work) in demo_net*.go.
@@ -24,6 +25,9 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/swimring/swimring/forward"
+	"github.com/swimring/swimring/internal/devcert"
 )
 
 func init() {
@@ -58,6 +62,7 @@ type demoFlags struct {
 	loadRate     float64
 	script       string
 	netns        string // auto, on, off
+	noTLS        bool
 }
 
 // demoChild is one boot of a node of the demo.
@@ -95,8 +100,9 @@ func (c *demoChild) exitText() string {
 }
 
 // demoSlot is node-<num> across its boots: its addresses are kept so that a restart
-// comes back where it was (and the dashboard URL stays the same). cur, the
-// addresses and resume are under demo.mu; num and ns never change.
+// comes back where it was (and the dashboard URL stays the same), with the same
+// certificate. cur, the addresses, resume, cert and key are under demo.mu; num and
+// ns never change.
 type demoSlot struct {
 	num                int
 	cur                *demoChild
@@ -104,6 +110,7 @@ type demoSlot struct {
 	hostGRPC, hostHTTP string      // what the user and the demo dial (proxies in netns mode)
 	ns                 string      // its network namespace ("" on loopback)
 	resume             *time.Timer // the end of a timed pause
+	cert, key          string      // its TLS certificate files, made at its first start and kept across restarts
 }
 
 // demo is a running demo cluster.
@@ -113,6 +120,8 @@ type demo struct {
 	exe     string
 	dir     string
 	keyFile string
+	tls     *demoTLS // nil with --no-tls
+	dialer  dialer   // the demo's own calls: with the admin certificate under TLS
 	net     demoNet
 	began   time.Time
 
@@ -140,13 +149,15 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	fs.Float64Var(&f.loadRate, "load-rate", defaultDemoLoadRate, "calls per second of --load")
 	fs.StringVar(&f.script, "script", "", "commands to run, separated by ';' (see below), e.g. \"kill 2; wait 5s; restart 2\"")
 	fs.StringVar(&f.netns, "netns", "auto", "one network namespace per node, so that partition works: on, off, or auto (on when root with ip and iptables)")
+	fs.BoolVar(&f.noTLS, "no-tls", false, "plaintext gRPC instead of TLS (the gossip is still encrypted)")
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintln(w, "usage: swimring demo [flags]")
 		fmt.Fprintln(w, "Starts a local cluster of kv nodes (swimring node --preset local, gossip encrypted with a")
-		fmt.Fprintln(w, "fresh key), prints each node's dashboard URL and commands to try, and runs commands typed")
-		fmt.Fprintln(w, "on the terminal or given with --script. Ctrl-C (or --duration, or quit) stops every node")
-		fmt.Fprintln(w, "and removes every temporary file.")
+		fmt.Fprintln(w, "fresh key, TLS with a CA made for this run unless --no-tls), prints each node's dashboard")
+		fmt.Fprintln(w, "URL and commands to try (with an admin certificate), and runs commands typed on the")
+		fmt.Fprintln(w, "terminal or given with --script. Ctrl-C (or --duration, or quit) stops every node and")
+		fmt.Fprintln(w, "removes every temporary file, the certificates included, unless --keep-logs.")
 		fmt.Fprintln(w)
 		fmt.Fprint(w, demoHelp)
 		fmt.Fprintln(w)
@@ -208,6 +219,15 @@ func (d *demo) run(ctx context.Context, script []demoCmd) error {
 	if d.keyFile, err = writeDemoKey(d.dir); err != nil {
 		return err
 	}
+	d.dialer = plainDialer
+	if !d.f.noTLS {
+		if d.tls, err = newDemoTLS(filepath.Join(d.dir, "certs")); err != nil {
+			return fmt.Errorf("making the demo's certificates: %w", err)
+		}
+		if d.dialer, err = d.tls.clientFlags().load(); err != nil {
+			return err
+		}
+	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 
@@ -258,6 +278,74 @@ func (d *demo) settle(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// demoTLS is the demo's PKI (internal/devcert), in a directory of its temporary
+// directory: a CA made for this run, a certificate per node, and the admin
+// certificate the demo's own calls and the lines it prints use.
+type demoTLS struct {
+	dir                 string
+	ca                  *devcert.CA
+	caFile              string
+	adminCert, adminKey string
+}
+
+// demoCertDays is the validity of the demo's certificates: longer than any demo.
+const demoCertDays = 30
+
+func newDemoTLS(dir string) (*demoTLS, error) {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := devcert.NewCA("swimring demo CA", daysDur(demoCertDays))
+	if err != nil {
+		return nil, err
+	}
+	// The CA key too (0600), so that the user can make more certificates while the
+	// demo runs: swimring certs client NAME --dir DIR.
+	if err := ca.Save(dir); err != nil {
+		return nil, err
+	}
+	t := &demoTLS{dir: dir, ca: ca, caFile: filepath.Join(dir, devcert.CAFile)}
+	is, err := ca.Issue(forward.RoleAdmin, "demo", nil, daysDur(demoCertDays))
+	if err != nil {
+		return nil, err
+	}
+	if t.adminCert, t.adminKey, err = is.Save(dir, forward.RoleAdmin, "demo"); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// clientFlags are the security flags of a client with the admin certificate.
+func (t *demoTLS) clientFlags() *secFlags {
+	return &secFlags{ca: t.caFile, cert: t.adminCert, key: t.adminKey}
+}
+
+// nodeCert returns the certificate of node slot s (ID id, binding host), made at
+// its first start: a restart presents the same one.
+func (d *demo) nodeCert(s *demoSlot, id, host string) (cert, key string, err error) {
+	d.mu.Lock()
+	cert, key = s.cert, s.key
+	d.mu.Unlock()
+	if cert != "" {
+		return cert, key, nil
+	}
+	hosts := []string{"127.0.0.1", "localhost"}
+	if host != "127.0.0.1" {
+		hosts = append(hosts, host) // its namespace's address
+	}
+	is, err := d.tls.ca.Issue(forward.RoleNode, id, hosts, daysDur(demoCertDays))
+	if err != nil {
+		return "", "", fmt.Errorf("%s's certificate: %w", id, err)
+	}
+	if cert, key, err = is.Save(d.tls.dir, forward.RoleNode, id); err != nil {
+		return "", "", err
+	}
+	d.mu.Lock()
+	s.cert, s.key = cert, key
+	d.mu.Unlock()
+	return cert, key, nil
 }
 
 // writeDemoKey writes a fresh random AES-256 gossip key to dir (removed with it).
@@ -362,7 +450,9 @@ func (d *demo) startNode(ctx context.Context, num int) (*demoChild, error) {
 // spawn starts one boot of s and waits for its ready file.
 func (d *demo) spawn(ctx context.Context, s *demoSlot, seeds []string, fresh bool) (*demoChild, error) {
 	host := d.net.host(s)
-	grpcAddr, gossipAddr, httpAddr := net.JoinHostPort(host, "0"), net.JoinHostPort(host, "0"), net.JoinHostPort(host, "0")
+	// The admin HTTP has no authentication: loopback, in a node's namespace too (the
+	// demo's proxy connects to it from inside the namespace).
+	grpcAddr, gossipAddr, httpAddr := net.JoinHostPort(host, "0"), net.JoinHostPort(host, "0"), "127.0.0.1:0"
 	d.mu.Lock()
 	if s.grpc != "" && !fresh {
 		grpcAddr, gossipAddr, httpAddr = s.grpc, s.gossip, s.http
@@ -380,6 +470,13 @@ func (d *demo) spawn(ctx context.Context, s *demoSlot, seeds []string, fresh boo
 	c := &demoChild{num: s.num, id: id, boot: boot, ready: filepath.Join(d.dir, name+".json"), exited: make(chan struct{})}
 	args := []string{"node", "--id", id, "--preset", "local", "--key-file", d.keyFile,
 		"--grpc", grpcAddr, "--gossip", gossipAddr, "--metrics", httpAddr, "--ready-file", c.ready}
+	if d.tls != nil {
+		cert, key, err := d.nodeCert(s, id, host)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--tls-cert", cert, "--tls-key", key, "--tls-ca", d.tls.caFile)
+	}
 	if len(seeds) > 0 {
 		args = append(args, "--seeds", strings.Join(seeds, ","))
 	}
@@ -518,7 +615,11 @@ func (d *demo) nodes() []demoNode {
 func (d *demo) printCluster() {
 	var b strings.Builder
 	ns := d.nodes()
-	fmt.Fprintf(&b, "swimring demo: %d kv nodes, gossip encrypted with a fresh key; %s\n\n", len(ns), d.net.describe())
+	sec := "gRPC over TLS with a CA made for this run"
+	if d.tls == nil {
+		sec = "plaintext gRPC (--no-tls)"
+	}
+	fmt.Fprintf(&b, "swimring demo: %d kv nodes, gossip encrypted with a fresh key, %s; %s\n\n", len(ns), sec, d.net.describe())
 	b.WriteString(demoTable(ns))
 	if d.f.verbose {
 		b.WriteString("\nnode logs: on stderr\n")
@@ -532,7 +633,7 @@ func (d *demo) printCluster() {
 	if len(os.Args) > 0 {
 		arg0 = os.Args[0]
 	}
-	b.WriteString(nextSteps(cliPrefix(d.exe, arg0), ns))
+	b.WriteString(nextSteps(cliPrefix(d.exe, arg0), ns, d.tls))
 	if d.f.load {
 		fmt.Fprintf(&b, "\nload: kv puts and gets at %v calls/s over every node\n", d.f.loadRate)
 	}
@@ -564,13 +665,19 @@ func demoTable(ns []demoNode) string {
 // maxAlignedStep is the longest command nextSteps aligns its comment after.
 const maxAlignedStep = 72
 
-// nextSteps is the list of commands to try, ready to paste.
-func nextSteps(cli string, ns []demoNode) string {
+// nextSteps is the list of commands to try, ready to paste: with t, the export of
+// the TLS variables first and grpcurl with the admin certificate.
+func nextSteps(cli string, ns []demoNode, t *demoTLS) string {
 	if len(ns) == 0 {
 		return ""
 	}
 	first, last := ns[0], ns[len(ns)-1]
 	a, b := first.grpc, last.grpc
+	grpcurl := "grpcurl -plaintext"
+	if t != nil {
+		// The variables exported first (printed below) keep these lines short.
+		grpcurl = fmt.Sprintf(`grpcurl -cacert "$%s" -cert "$%s" -key "$%s"`, tlsCAEnv, tlsCertEnv, tlsKeyEnv)
+	}
 	var lines [][2]string
 	add := func(cmd, why string) { lines = append(lines, [2]string{cmd, why}) }
 	add(fmt.Sprintf("%s members --addr %s", cli, a), "who is in the cluster")
@@ -584,11 +691,16 @@ func nextSteps(cli string, ns []demoNode) string {
 		all = append(all, n.grpc)
 	}
 	add(fmt.Sprintf("%s load --addrs %s --duration 10s", cli, strings.Join(all, ",")), "load that checks what it wrote")
-	add(fmt.Sprintf("grpcurl -plaintext %s list", a), "every node serves reflection")
-	add(fmt.Sprintf(`grpcurl -plaintext -d '{"key":"hello"}' %s swimring.kv.v1.KV/Get`, b), "a routed call, from any client")
-	add(fmt.Sprintf("grpcurl -plaintext %s swimring.admin.v1.AdminService/Stats", a), "the node's counters")
+	add(fmt.Sprintf("%s %s list", grpcurl, a), "every node serves reflection")
+	add(fmt.Sprintf(`%s -d '{"key":"hello"}' %s swimring.kv.v1.KV/Get`, grpcurl, b), "a routed call, from any client")
+	add(fmt.Sprintf("%s %s swimring.admin.v1.AdminService/Stats", grpcurl, a), "the node's counters")
 	var sb strings.Builder
-	sb.WriteString("\nTry, in another terminal:\n")
+	if t != nil {
+		sb.WriteString("\nTry, in another terminal (TLS: first these variables, for the CA and an admin certificate):\n")
+		fmt.Fprintf(&sb, "  export %s=%s %s=%s %s=%s\n", tlsCAEnv, shellQuote(t.caFile), tlsCertEnv, shellQuote(t.adminCert), tlsKeyEnv, shellQuote(t.adminKey))
+	} else {
+		sb.WriteString("\nTry, in another terminal:\n")
+	}
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', 0)
 	var long [][2]string // too long to align: printed after, with the comment above
 	for _, l := range lines {
@@ -605,6 +717,17 @@ func nextSteps(cli string, ns []demoNode) string {
 	return sb.String()
 }
 
+// shellQuote quotes s for a POSIX shell unless it needs none (a path of the
+// temporary directory usually does not).
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:,@%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // startLoad runs the load generator in this process until ctx ends, then prints a
 // one-line summary.
 func (d *demo) startLoad(ctx context.Context) {
@@ -618,6 +741,12 @@ func (d *demo) startLoad(ctx context.Context) {
 	}
 	args := []string{"--addrs", strings.Join(addrs, ","), "--duration", dur.String(), "--rate", strconv.FormatFloat(d.f.loadRate, 'f', -1, 64),
 		"--concurrency", strconv.Itoa(demoLoadConcurrency), "--verify=false", "--timeout", demoAskTimeout.String(), "--json"}
+	// Every security flag explicitly, so that none defaults from the environment.
+	sec := &secFlags{}
+	if d.tls != nil {
+		sec = d.tls.clientFlags()
+	}
+	args = append(args, "--tls-ca", sec.ca, "--tls-cert", sec.cert, "--tls-key", sec.key, "--token-file", "")
 	d.loadWG.Go(func() {
 		var out strings.Builder
 		var errb strings.Builder

@@ -467,7 +467,7 @@ func (d *demo) leave(ctx context.Context, num int) error {
 	if err != nil {
 		return err
 	}
-	cc, err := dialNode(s.hostGRPC)
+	cc, err := d.dialer.dial(s.hostGRPC)
 	if err != nil {
 		return err
 	}
@@ -475,7 +475,7 @@ func (d *demo) leave(ctx context.Context, num int) error {
 	lctx, cancel := context.WithTimeout(ctx, d.f.stopTimeout)
 	defer cancel()
 	if _, err := adminv1.NewAdminServiceClient(cc).Leave(lctx, &adminv1.LeaveRequest{}); err != nil {
-		return callError(cc, s.hostGRPC, d.f.stopTimeout, err)
+		return d.dialer.callError(cc, s.hostGRPC, d.f.stopTimeout, err)
 	}
 	d.logf("%s left the cluster (admin Leave); its process exits", c.id)
 	return d.waitExit(c)
@@ -537,7 +537,7 @@ func (d *demo) askRings(ctx context.Context) (sums []demoSum, running, unpaused 
 			continue
 		}
 		wg.Go(func() {
-			cc, err := dialNode(t.addr)
+			cc, err := d.dialer.dial(t.addr)
 			if err != nil {
 				sums[i].err = err
 				return
@@ -547,7 +547,7 @@ func (d *demo) askRings(ctx context.Context) (sums []demoSum, running, unpaused 
 			defer cancel()
 			r, err := adminv1.NewAdminServiceClient(cc).Ring(actx, &adminv1.RingRequest{})
 			if err != nil {
-				sums[i].err = callError(cc, t.addr, demoAskTimeout, err)
+				sums[i].err = d.dialer.callError(cc, t.addr, demoAskTimeout, err)
 				return
 			}
 			sums[i].checksum = r.GetChecksum()

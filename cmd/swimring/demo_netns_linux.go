@@ -18,12 +18,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/swimring/swimring/internal/netns"
 )
 
 // demoSubnet is the LAN of the demo's namespaces: node N has demoSubnet.(10+N).
@@ -247,7 +246,7 @@ func (p *nsProxy) relay(down net.Conn) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	up, err := dialInNetns(ctx, p.nsPath, target)
+	up, err := netns.Dial(ctx, p.nsPath, target)
 	cancel()
 	if err != nil {
 		return // the client sees the connection close, as if refused
@@ -276,47 +275,4 @@ func (p *nsProxy) close() {
 	p.mu.Unlock()
 	_ = p.lis.Close()
 	p.wg.Wait()
-}
-
-// dialInNetns opens a TCP connection from inside the network namespace at path: on
-// a thread of its own, switch to the namespace, dial (the socket belongs to the
-// namespace it was made in, wherever it is used afterwards), switch back. If
-// switching back fails the thread is not reused: it ends with its goroutine.
-func dialInNetns(ctx context.Context, path, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		restored := true
-		c, err := func() (net.Conn, error) {
-			self, err := os.Open("/proc/thread-self/ns/net")
-			if err != nil {
-				return nil, err
-			}
-			defer self.Close()
-			target, err := os.Open(path)
-			if err != nil {
-				return nil, err
-			}
-			defer target.Close()
-			if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-				return nil, fmt.Errorf("setns %s: %w", path, err)
-			}
-			var d net.Dialer
-			c, err := d.DialContext(ctx, "tcp", addr)
-			if rerr := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); rerr != nil {
-				restored = false
-			}
-			return c, err
-		}()
-		if restored {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	return r.c, r.err
 }

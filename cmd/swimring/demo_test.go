@@ -118,7 +118,21 @@ func (r *demoRun) text() string { return strings.Join(r.all, "\n") }
 var (
 	tableRow = regexp.MustCompile(`^(node-\d+)\s+(\d+)\s+(127\.0\.0\.1:\d+)\s+(\S+:\d+)\s+http://(127\.0\.0\.1:\d+)/$`)
 	pidLine  = regexp.MustCompile(`\(?pid (\d+)\)?`)
+	// exportLine is the line the demo prints for TLS: the CA and the admin certificate.
+	exportLine = regexp.MustCompile(`^\s+export SWIMRING_TLS_CA=(\S+) SWIMRING_TLS_CERT=(\S+) SWIMRING_TLS_KEY=(\S+)$`)
 )
+
+// tlsEnv is the environment the demo's export line sets, from its output.
+func (r *demoRun) tlsEnv() []string {
+	r.t.Helper()
+	for _, l := range r.all {
+		if m := exportLine.FindStringSubmatch(l); m != nil {
+			return []string{tlsCAEnv + "=" + m[1], tlsCertEnv + "=" + m[2], tlsKeyEnv + "=" + m[3]}
+		}
+	}
+	r.t.Fatalf("no export line in the demo's output:\n%s", r.text())
+	return nil
+}
 
 // pids are every node process the demo's output mentions.
 func (r *demoRun) pids() []int {
@@ -225,13 +239,15 @@ func TestDemoScript(t *testing.T) {
 	r.checkClean()
 }
 
-// TestCLIDemo runs the default demo on loopback, checks its table against the
-// cluster it started and that every node serves the dashboard, stops it with
-// SIGINT sent to the demo process alone (not its group, as a Ctrl-C would) and
-// checks that it and its nodes exit 0 and leave nothing behind.
+// TestCLIDemo runs the default demo (TLS) on loopback with load, checks its table
+// against the cluster it started, that the lines it prints work (the export of the
+// TLS variables, then the CLI) and that a client without TLS is refused, that
+// every node serves the dashboard (plain HTTP on loopback), stops it with SIGINT
+// sent to the demo process alone (not its group, as a Ctrl-C would) and checks
+// that it and its nodes exit 0, the load went through, and nothing is left behind.
 func TestCLIDemo(t *testing.T) {
 	t.Parallel()
-	r := startDemo(t, "--netns", "off", "--duration", "2m")
+	r := startDemo(t, "--netns", "off", "--duration", "2m", "--load", "--load-rate", "50")
 	r.readUntil(regexp.MustCompile(`^Ctrl-C stops the cluster`), 90*time.Second)
 
 	var header bool
@@ -249,17 +265,29 @@ func TestCLIDemo(t *testing.T) {
 		t.Fatalf("demo table: header %v, rows %v:\n%s", header, grpcAddrs, text)
 	}
 	for _, want := range []string{"members --addr " + grpcAddrs["node-1"], "kv put hello world", "checksums --addr",
-		"grpcurl -plaintext " + grpcAddrs["node-1"] + " list", "node logs: ", "gossip encrypted with a fresh key",
+		`grpcurl -cacert "$SWIMRING_TLS_CA" -cert "$SWIMRING_TLS_CERT" -key "$SWIMRING_TLS_KEY" ` + grpcAddrs["node-1"] + " list",
+		"node logs: ", "gossip encrypted with a fresh key, gRPC over TLS with a CA made for this run",
 		"Dashboard (live, in any browser; every node serves one): http://" + dashAddrs["node-1"] + "/"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, text)
 		}
 	}
-	// The table tells the truth: one cluster, and every node's dashboard shows it.
+	if strings.Contains(text, "-plaintext") {
+		t.Errorf("the TLS demo prints plaintext grpcurl lines:\n%s", text)
+	}
+	// The printed lines work: the export, then the CLI. The table tells the truth:
+	// one cluster, and every node's dashboard shows it.
+	env := r.tlsEnv()
+	out, errs, code := cliRunEnv(t, env, "checksums", "--addr", grpcAddrs["node-2"], "--json")
 	var c checksumsJSON
-	cliJSON(t, &c, "checksums", "--addr", grpcAddrs["node-2"])
-	if !c.Agree || len(c.Groups) != 1 || c.Groups[0].RingSize != defaultDemoNodes {
-		t.Errorf("checksums right after the demo started: %s", c.Summary)
+	if err := json.Unmarshal([]byte(out), &c); code != 0 || err != nil || !c.Agree || len(c.Groups) != 1 || c.Groups[0].RingSize != defaultDemoNodes {
+		t.Errorf("checksums with the demo's TLS variables right after it started: exit %d, %v: %s%s", code, err, out, errs)
+	}
+	if out, errs, code := cliRunEnv(t, env, "kv", "put", "hello", "world", "--addr", grpcAddrs["node-1"]); code != 0 {
+		t.Errorf("kv put with the demo's TLS variables: exit %d: %s%s", code, out, errs)
+	}
+	if _, errs, code := cliRun(t, "members", "--addr", grpcAddrs["node-1"]); code != 1 || !strings.Contains(errs, "does it use TLS? give --tls-ca") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("members without TLS: exit %d, stderr %q", code, errs)
 	}
 	for id, addr := range dashAddrs {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -295,6 +323,10 @@ func TestCLIDemo(t *testing.T) {
 			t.Errorf("demo did not report %s stopped cleanly:\n%s", id, text)
 		}
 	}
+	// The demo's load ran over TLS with the admin certificate.
+	if m := regexp.MustCompile(`load: (\d+) calls, (\d+) ok`).FindStringSubmatch(text); m == nil || m[2] == "0" {
+		t.Errorf("the demo's load did not go through (%v):\n%s", m, text)
+	}
 	if r.errb.String() != "" {
 		t.Errorf("demo stderr: %s", r.errb.String())
 	}
@@ -328,4 +360,25 @@ func TestParseDemoScript(t *testing.T) {
 			t.Errorf("parseScript(%q): %v", bad, err)
 		}
 	}
+}
+
+// TestDemoNoTLS: with --no-tls the nodes serve plaintext gRPC (the gossip still
+// encrypted) and the demo prints plaintext lines; its own commands work.
+func TestDemoNoTLS(t *testing.T) {
+	t.Parallel()
+	r := startDemo(t, "--netns", "off", "--nodes", "2", "--no-tls", "--script", "c; leave 2; converge 30s; quit", "--duration", "2m")
+	if err := r.wait(90 * time.Second); err != nil {
+		t.Fatalf("demo: %v\n%s\nstderr: %s", err, r.text(), r.errb.String())
+	}
+	text := r.text()
+	for _, want := range []string{"gossip encrypted with a fresh key, plaintext gRPC (--no-tls)", "grpcurl -plaintext 127.0.0.1:",
+		"checksums: 1 group: the 2 rings agree", "node-2 left the cluster (admin Leave)", "converged: 1 node agree on checksum"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "SWIMRING_TLS") || r.errb.String() != "" {
+		t.Errorf("demo output:\n%s\nstderr: %s", text, r.errb.String())
+	}
+	r.checkClean()
 }

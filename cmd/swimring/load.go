@@ -23,7 +23,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/swimring/swimring/examples/kv"
@@ -75,6 +74,7 @@ type loadOptions struct {
 	valueSize     int
 	prefix        string
 	json          bool
+	sec           *secFlags
 }
 
 func parseLoadFlags(e *env, args []string) (loadOptions, error) {
@@ -94,6 +94,7 @@ func parseLoadFlags(e *env, args []string) (loadOptions, error) {
 	fs.IntVar(&o.valueSize, "value-size", 0, "pad values to this many bytes (0: values are just their write id, e.g. w3-17)")
 	fs.StringVar(&o.prefix, "prefix", "", "key prefix (default: load-<random>/, so that runs never share keys)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	o.sec = addSecFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: swimring load --addrs A,B,C [--duration D] [--count N] [flags]")
 		fmt.Fprintln(e.stderr)
@@ -126,6 +127,9 @@ func parseLoadFlags(e *env, args []string) (loadOptions, error) {
 	}
 	if len(o.addrs) == 0 {
 		return o, usagef("--addrs is required")
+	}
+	if err := o.sec.check(); err != nil {
+		return o, err
 	}
 	if set["count"] && !set["duration"] {
 		o.duration = 0 // --count alone: bounded by the count only
@@ -261,6 +265,9 @@ type LoadRunReport struct {
 	StaleReads   int64            `json:"stale_reads"`
 	ErrorsByCode map[string]int64 `json:"errors_by_code,omitempty"`
 	ErrorsByNode map[string]int64 `json:"errors_by_node,omitempty"`
+	// FirstError is one failed call in one readable line (the first of the first
+	// worker that had one), to say why, e.g. a TLS mistake that fails every call.
+	FirstError string `json:"first_error,omitempty"`
 }
 
 // LoadLostKey is one key whose acknowledged write verification did not find.
@@ -306,11 +313,10 @@ type loadNode struct {
 	kv   kvv1.KVClient
 }
 
-func loadDial(addrs []string, timeout time.Duration) ([]*loadNode, error) {
+func loadDial(d dialer, addrs []string, timeout time.Duration) ([]*loadNode, error) {
 	var out []*loadNode
 	for _, a := range addrs {
-		cc, err := grpc.NewClient(a,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+		cc, err := d.dial(a,
 			// A restarted node is found again within a second; a dead one fails fast.
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
@@ -318,7 +324,7 @@ func loadDial(addrs []string, timeout time.Duration) ([]*loadNode, error) {
 			}))
 		if err != nil {
 			loadClose(out)
-			return nil, fmt.Errorf("%s: %w", a, err)
+			return nil, err
 		}
 		out = append(out, &loadNode{addr: a, cc: cc, kv: kvv1.NewKVClient(cc)})
 	}
@@ -390,9 +396,14 @@ type loadWorkerStats struct {
 	acked, unacked  int64
 	notFound, stale int64
 	errorsByNode    map[string]int64
+	firstErr        error
 }
 
-func (w *loadWorkerStats) nodeError(addr string) {
+func (l *loadRun) nodeError(w *loadWorkerStats, n *loadNode, err error) {
+	if w.firstErr == nil {
+		w.firstErr = l.d.callError(n.cc, n.addr, l.o.timeout, err)
+	}
+	addr := n.addr
 	if w.errorsByNode == nil {
 		w.errorsByNode = map[string]int64{}
 	}
@@ -402,6 +413,7 @@ func (w *loadWorkerStats) nodeError(addr string) {
 // loadRun is the state shared by the runs and the verification of one invocation.
 type loadRun struct {
 	o       loadOptions
+	d       dialer // how nodes were dialled, to explain a failed call
 	nodes   []*loadNode
 	tr      *kvtest.Ledger
 	keys    []string
@@ -451,6 +463,9 @@ func (l *loadRun) run(ctx context.Context, conc int) LoadRunReport {
 		r.PutsUnacked += s.unacked
 		r.GetNotFound += s.notFound
 		r.StaleReads += s.stale
+		if s.firstErr != nil && r.FirstError == "" {
+			r.FirstError = s.firstErr.Error()
+		}
 		for a, n := range s.errorsByNode {
 			if r.ErrorsByNode == nil {
 				r.ErrorsByNode = map[string]int64{}
@@ -503,7 +518,7 @@ func (l *loadRun) worker(ctx, stopCtx context.Context, gid int64, w int, issued 
 			} else {
 				st.unacked++
 				st.put.fail(status.Code(err))
-				st.nodeError(n.addr)
+				l.nodeError(st, n, err)
 			}
 		} else {
 			floor, hasFloor := l.tr.Floor(key)
@@ -523,7 +538,7 @@ func (l *loadRun) worker(ctx, stopCtx context.Context, gid int64, w int, issued 
 				}
 			default:
 				st.get.fail(code)
-				st.nodeError(n.addr)
+				l.nodeError(st, n, err)
 			}
 		}
 		cancel()
@@ -631,12 +646,16 @@ func runLoad(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	nodes, err := loadDial(o.addrs, o.timeout)
+	d, err := o.sec.load()
+	if err != nil {
+		return err
+	}
+	nodes, err := loadDial(d, o.addrs, o.timeout)
 	if err != nil {
 		return err
 	}
 	defer loadClose(nodes)
-	l := &loadRun{o: o, nodes: nodes, tr: kvtest.NewLedger(), keys: make([]string, o.keys)}
+	l := &loadRun{o: o, d: d, nodes: nodes, tr: kvtest.NewLedger(), keys: make([]string, o.keys)}
 	for i := range l.keys {
 		l.keys[i] = fmt.Sprintf("%sk%d", o.prefix, i)
 	}
@@ -737,6 +756,9 @@ func printLoadReport(w io.Writer, rep *LoadReport, table bool) {
 			r.PutsAcked, r.PutsUnacked, r.GetNotFound, r.StaleReads)
 		if len(r.ErrorsByNode) > 0 {
 			fmt.Fprintf(w, "  errors by node:%s\n", loadFmtCounts(r.ErrorsByNode))
+		}
+		if r.FirstError != "" {
+			fmt.Fprintf(w, "  first error: %s\n", r.FirstError)
 		}
 	}
 	if v := rep.Verify; v != nil {

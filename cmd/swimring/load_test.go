@@ -491,6 +491,10 @@ func TestLoadNoNodeAnswers(t *testing.T) {
 	if r := rep.Runs[0]; r.Errors != 20 || r.OK != 0 || rep.Verify.AckedKeys != 0 || rep.Verify.Lost != 0 {
 		t.Fatalf("%+v %+v", r, rep.Verify)
 	}
+	// Why, in one line.
+	if fe := rep.Runs[0].FirstError; !strings.HasPrefix(fe, "cannot reach "+dead+": ") || strings.Contains(fe, "\n") {
+		t.Errorf("first error %q", fe)
+	}
 }
 
 // Verification that cannot reach any node reports acknowledged keys as unverified.
@@ -502,7 +506,7 @@ func TestLoadVerifyUnreachable(t *testing.T) {
 	}
 	dead := lis.Addr().String()
 	lis.Close()
-	nodes, err := loadDial([]string{dead}, 200*time.Millisecond)
+	nodes, err := loadDial(plainDialer, []string{dead}, 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

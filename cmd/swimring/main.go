@@ -6,6 +6,7 @@
 //	swimring members|ring|lookup|checksums|leave|heal [flags]   admin, against any node
 //	swimring kv put|get|del KEY [VALUE]                         a kv client
 //	swimring load [flags]             a bounded load generator that checks what it wrote
+//	swimring certs ca|node ID|admin NAME|client NAME            a development PKI for TLS
 //
 // Run "swimring help COMMAND" for a command's flags. Output is for humans unless --json
 // is given; errors are one line on stderr and a non-zero exit status.

@@ -53,6 +53,8 @@ type nodeFlags struct {
 	logLevel, logFormat                           string
 	minMembers, replicas, writeQuorum, readQuorum int
 	shutdownTimeout                               time.Duration
+	tlsCert, tlsKey, tlsCA, adminTokenFile        string
+	tlsClientCerts, insecure, httpPublic, pprof   bool
 }
 
 func defineNodeFlags(fs *flag.FlagSet) *nodeFlags {
@@ -67,7 +69,15 @@ func defineNodeFlags(fs *flag.FlagSet) *nodeFlags {
 	fs.StringVar(&f.cluster, "cluster", "swimring", "cluster `NAME`: nodes of other clusters are never merged")
 	fs.StringVar(&f.keyFile, "key-file", "", "`FILE` of gossip encryption keys, base64, one a line, the first is the primary (16, 24 or 32 bytes each)")
 	fs.StringVar(&f.preset, "preset", "lan", "gossip timing: local (one machine: fast failure detection) or lan")
-	fs.StringVar(&f.metricsAddr, "metrics", "", "serve Prometheus /metrics over HTTP on `ADDR` (empty: off)")
+	fs.StringVar(&f.metricsAddr, "metrics", "", "serve the admin HTTP (Prometheus /metrics, the dashboard) on `ADDR`, a loopback address unless --http-public (empty: off)")
+	fs.BoolVar(&f.httpPublic, "http-public", false, "allow --metrics on a non-loopback address (it has no authentication: whoever reaches it reads the metrics and the cluster view)")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve net/http/pprof at /debug/pprof/ on the --metrics address")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS: this node's certificate `FILE` (PEM; naming the node with the URI SAN swimring://node/ID: swimring certs node ID makes one)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS: the certificate's key `FILE` (PEM)")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "TLS: the CA certificate(s) `FILE` (PEM) the other nodes' (and clients') certificates must chain to")
+	fs.BoolVar(&f.tlsClientCerts, "tls-client-certs", false, "TLS: every client must present a certificate of the CA (mutual TLS for clients too)")
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "the mutating admin calls (leave, heal) need this `FILE`'s token (at least 16 bytes; authorization: Bearer TOKEN) or an admin or node certificate; without it they are accepted from this host only")
+	fs.BoolVar(&f.insecure, "insecure", false, "run without --key-file or TLS: nothing authenticates the nodes to each other (tests on a trusted machine only)")
 	fs.StringVar(&f.labels, "labels", "", "labels gossiped with the node, `k=v,k=v`")
 	fs.IntVar(&f.minMembers, "min-members", 0, "serve routed calls only while the ring has at least `N` members")
 	fs.IntVar(&f.replicas, "replicas", kv.DefaultReplicas, "kv: nodes each key lives on (`R`)")
@@ -183,7 +193,50 @@ func (f *nodeFlags) check() (*nodeSetup, error) {
 	if f.shutdownTimeout <= 0 {
 		return nil, usagef("--shutdown-timeout must be positive")
 	}
+	if err := f.checkSecurity(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// useTLS reports whether the TLS flags are given.
+func (f *nodeFlags) useTLS() bool { return f.tlsCert != "" || f.tlsKey != "" || f.tlsCA != "" }
+
+// checkSecurity checks the security flags: secure by default, a node must be able
+// to authenticate its peers (gossip keys, from which the forward marks' keys are
+// derived, or TLS certificates), unless --insecure says otherwise.
+func (f *nodeFlags) checkSecurity() error {
+	if f.useTLS() {
+		var missing []string
+		for _, m := range []struct{ name, val string }{{"--tls-cert", f.tlsCert}, {"--tls-key", f.tlsKey}, {"--tls-ca", f.tlsCA}} {
+			if m.val == "" {
+				missing = append(missing, m.name)
+			}
+		}
+		if len(missing) > 0 {
+			return usagef("--tls-cert, --tls-key and --tls-ca go together: missing %s", strings.Join(missing, " and "))
+		}
+	} else if f.tlsClientCerts {
+		return usagef("--tls-client-certs needs TLS: --tls-cert, --tls-key and --tls-ca")
+	}
+	if f.metricsAddr == "" {
+		for _, b := range []struct {
+			name string
+			set  bool
+		}{{"--pprof", f.pprof}, {"--http-public", f.httpPublic}} {
+			if b.set {
+				return usagef("%s is about the admin HTTP address: give --metrics ADDR", b.name)
+			}
+		}
+	}
+	switch {
+	case f.insecure && (f.keyFile != "" || f.useTLS()):
+		return usagef("--insecure contradicts --key-file and --tls-*: give one or the other")
+	case !f.insecure && f.keyFile == "" && !f.useTLS():
+		return usagef("nothing would authenticate the nodes to each other: give --key-file FILE (the cluster's gossip keys) " +
+			"or --tls-cert, --tls-key and --tls-ca (swimring certs makes them), or --insecure to run without")
+	}
+	return nil
 }
 
 // randomID is "node-" and 8 random hex digits.
@@ -351,6 +404,8 @@ func runNode(ctx context.Context, e *env, args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: swimring node [flags]")
 		fmt.Fprintln(fs.Output(), "Runs one node of the example kv store until SIGTERM/SIGINT or an admin leave.")
+		fmt.Fprintln(fs.Output(), "It needs a way to authenticate the other nodes: --key-file, or --tls-cert, --tls-key and")
+		fmt.Fprintln(fs.Output(), "--tls-ca (swimring certs makes a development PKI), or both; --insecure runs without.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -370,6 +425,23 @@ func runNode(ctx context.Context, e *env, args []string) error {
 		}
 		if s.keys, err = parseKeyFile(data); err != nil {
 			return fmt.Errorf("--key-file %s: %w", f.keyFile, err)
+		}
+	}
+	var tlsCfg *swimring.TLS
+	if f.useTLS() {
+		if tlsCfg, err = swimring.LoadTLS(f.tlsCert, f.tlsKey, f.tlsCA); err != nil {
+			return usageError{err.Error()} // swimring: invalid config: TLS ...
+		}
+		tlsCfg.RequireClientCert = f.tlsClientCerts
+	}
+	var adminToken string
+	if f.adminTokenFile != "" {
+		data, err := os.ReadFile(f.adminTokenFile)
+		if err != nil {
+			return fmt.Errorf("--admin-token-file: %w", err)
+		}
+		if adminToken = strings.TrimSpace(string(data)); adminToken == "" {
+			return fmt.Errorf("--admin-token-file %s is empty", f.adminTokenFile)
 		}
 	}
 	base := newLogger(e.stderr, s.level, s.json)
@@ -399,6 +471,10 @@ func runNode(ctx context.Context, e *env, args []string) error {
 			log.Warn("listening on an unspecified address: peers will dial it as is; set --advertise to a routable HOST:PORT", "grpc_addr", advertise)
 		}
 	}
+	if f.insecure {
+		log.Warn("running with --insecure: gossip is not encrypted and nothing authenticates the nodes to each other; " +
+			"use --key-file or --tls-* anywhere but a test on a trusted machine")
+	}
 	var disc membership.Discoverer
 	switch len(s.discovery) {
 	case 0:
@@ -411,6 +487,7 @@ func runNode(ctx context.Context, e *env, args []string) error {
 		ID: s.id, ClusterName: f.cluster, GossipAddr: f.gossipAddr, GRPCAddr: advertise,
 		Seeds: s.seeds, Discovery: disc, SecretKeys: s.keys, Labels: s.labels,
 		Membership: s.membership, MinMembers: f.minMembers, MetricsAddr: f.metricsAddr, Logger: base,
+		TLS: tlsCfg, AdminToken: adminToken, PublicHTTP: f.httpPublic, Pprof: f.pprof,
 	})
 	if err != nil {
 		_ = lis.Close()
@@ -438,7 +515,8 @@ func runNode(ctx context.Context, e *env, args []string) error {
 	go func() { p.served <- gs.Serve(lis) }()
 
 	log.Info("starting", "grpc_addr", advertise, "gossip_addr", node.Self().GossipAddr,
-		"metrics_addr", node.MetricsAddr(), "seeds", s.seeds, "cluster", f.cluster, "preset", f.preset)
+		"metrics_addr", node.MetricsAddr(), "seeds", s.seeds, "cluster", f.cluster, "preset", f.preset,
+		"tls", tlsCfg != nil, "client_certs", f.tlsClientCerts, "admin_token", adminToken != "")
 	if err := node.Start(ctx); err != nil {
 		serr := p.shutdown(f.shutdownTimeout)
 		if ctx.Err() != nil {

@@ -165,8 +165,26 @@ func (is *Issued) Save(dir, role, name string) (certPath, keyPath string, err er
 	return certPath, keyPath, nil
 }
 
+// writeFile writes data to a new file next to path with mode and renames it over
+// path: os.WriteFile would keep the mode of a file it replaces (a key once written
+// 0644 would stay readable), and a reader never sees half a file.
 func writeFile(path string, data []byte, mode os.FileMode) error {
-	if err := os.WriteFile(path, data, mode); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("devcert: %w", err)
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), mode) // CreateTemp makes 0600; certificates are public
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
 		return fmt.Errorf("devcert: %w", err)
 	}
 	return nil
