@@ -514,17 +514,11 @@ func TestMemnetSimultaneousJoinsConverge(t *testing.T) {
 	}
 	wg.Wait()
 	c.converge(20*time.Second, nodes)
-	// The join storm slowed probes down and raised Lifeguard's health scores, which
-	// stretch probe timeouts (up to 8×): let them settle so the probes in flight at
-	// Close end within goleak's patience.
-	eventually(t, 30*time.Second, func() bool {
-		for _, m := range nodes {
-			if m.ml.GetHealthScore() != 0 {
-				return false
-			}
-		}
-		return true
-	}, "health scores to settle after the join storm")
+	// The join storm raises Lifeguard's health scores, which stretch probe timeouts
+	// (at most 9× ProbeInterval, 2.25 s here): no wait for them to settle, since a
+	// probe in flight at Close ends within that, well inside TestMain's leak-check
+	// patience. (Waiting for every score to be 0 at once failed 1 run in 4 under
+	// -race on two cores: a slow probe somewhere raises one again.)
 }
 
 // When Join returns, Snapshot holds every member the seed's push/pull taught this
