@@ -182,6 +182,7 @@ func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
 	c.GossipToTheDeadTime = cfg.GossipToTheDeadTime
 	c.PushPullInterval = cfg.PushPullInterval
 	c.TCPTimeout = cfg.TCPTimeout
+	c.EnableCompression = cfg.Compress
 	if len(cfg.SecretKeys) > 0 {
 		kr, err := memberlist.NewKeyring(cfg.SecretKeys, cfg.SecretKeys[0])
 		if err != nil {

@@ -379,6 +379,40 @@ func TestMemnetUpdateLabels(t *testing.T) {
 	}
 }
 
+// Nodes with Compress on and off form one cluster: each reads compressed messages
+// whatever its own setting. The labels are repetitive, so the compressing nodes'
+// packets that carry them are compressed (memberlist sends the smaller form).
+func TestMemnetMixedCompression(t *testing.T) {
+	c := &cluster{t: t, net: newNetwork(t, 26)}
+	compress := func(cfg *Config) { cfg.Compress = true }
+	c.add("n0", compress)
+	c.add("n1", nil)
+	c.add("n2", compress)
+	c.add("n3", nil)
+	c.converge(20*time.Second, c.nodes)
+	for i, want := range []bool{true, false} {
+		if mc, err := c.nodes[i].memberlistConfig(); err != nil || mc.EnableCompression != want {
+			t.Fatalf("n%d: memberlist's EnableCompression = %v (%v), want %v", i, mc.EnableCompression, err, want)
+		}
+	}
+	zone := strings.Repeat("z", 300)
+	for _, m := range c.nodes[:2] { // one compressing, one not
+		if err := m.UpdateLabels(context.Background(), map[string]string{"zone": zone}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, func() bool {
+		for _, o := range c.nodes {
+			for _, from := range c.nodes[:2] {
+				if m, _ := o.Snapshot().Get(from.ID()); m.Labels["zone"] != zone {
+					return false
+				}
+			}
+		}
+		return true
+	}, "both label updates to reach every node")
+}
+
 func TestMemnetSlowSubscriberDoesNotStall(t *testing.T) {
 	c := newCluster(t, newNetwork(t, 22), 1)
 	n0 := c.nodes[0]
