@@ -59,7 +59,7 @@ var (
 	scaleSizes   = flag.String("scale.sizes", "50,200,500", "BenchmarkScale: cluster sizes, comma-separated")
 	scalePresets = flag.String("scale.presets", "LAN", "BenchmarkScale: timing presets, comma-separated: LAN, Local")
 	scaleTrials  = flag.Int("scale.trials", 3, "BenchmarkScale: joins and crashes measured per cluster")
-	scaleBatch   = flag.Int("scale.batch", 50, "BenchmarkScale: nodes started at once while building a cluster")
+	scaleBatch   = flag.Int("scale.batch", 25, "BenchmarkScale: nodes started at once while building a cluster")
 	scaleSeeds   = flag.Int("scale.seeds", 3, "BenchmarkScale: seed nodes the others join through")
 	scaleWindow  = flag.Duration("scale.window", 20*time.Second, "BenchmarkScale: quiet-cluster window for gossip bytes and CPU")
 	scaleTrace   = flag.Duration("scale.trace", 0, "BenchmarkScale: log CPU, traffic and ring changes at this interval (0: off)")
@@ -119,8 +119,11 @@ func runScale(b *testing.B, preset string, n int) {
 		preset, n, setup.Round(time.Millisecond), (cpuTime() - cpu0).Round(time.Millisecond), c.repairs,
 		float64(c.ringChanges())/float64(n))
 
-	// Let the last batch's broadcasts run out before the quiet window.
-	time.Sleep(5 * time.Second) // measurement protocol, not synchronisation
+	// Let the build's broadcasts run out before the quiet window: at N = 500 each
+	// node has hundreds queued, each sent RetransmitMult·log(N) times a few per
+	// packet, which takes tens of seconds.
+	drain := c.awaitQuiet(3 * time.Minute)
+	b.ReportMetric(drain.Seconds(), "drain-s")
 	mem := scaleMem()
 	b.ReportMetric(float64(mem.heap-base.heap)/float64(n)/1024, "heap-KiB/node")
 	b.ReportMetric(float64(mem.stack-base.stack)/float64(n)/1024, "stack-KiB/node")
@@ -524,6 +527,28 @@ func (c *scaleCluster) quietWindow(d time.Duration) {
 	b.Logf("quiet %.1f s: %d packets (%d B), %d streams (%d B), %d ring changes, %d dropped (inbox full), CPU %.2f cores",
 		secs, w.PacketsSent, w.BytesSent, w.StreamsOpened, w.StreamBytesSent, changes, w.DroppedFull,
 		float64(cpu1-cpu0)/1e9/secs)
+}
+
+// awaitQuiet waits until the cluster sends no more packets than its probes do
+// (a ping and an ack per node per ProbeInterval, +25 %) over a 2 s window, that
+// is until the gossip queues are empty, and returns how long that took. Past
+// limit it logs that the cluster never went quiet and returns limit.
+func (c *scaleCluster) awaitQuiet(limit time.Duration) time.Duration {
+	const window = 2 * time.Second
+	probeRate := 2 / c.preset.ProbeInterval.Seconds() // packets per node per second
+	n := float64(len(c.nodes))
+	t0 := time.Now()
+	for time.Since(t0) < limit {
+		s0, w0 := c.net.Stats().Total, time.Now()
+		time.Sleep(window) // a measurement window
+		d := c.net.Stats().Total.Sub(s0)
+		rate := float64(d.PacketsSent) / n / time.Since(w0).Seconds()
+		if rate <= 1.25*probeRate {
+			return time.Since(t0)
+		}
+	}
+	c.b.Logf("the cluster still gossips above its probe rate after %v", limit)
+	return limit
 }
 
 // pushPullPeriod is memberlist v0.7.0's pushPullScale: the push/pull interval is

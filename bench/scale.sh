@@ -4,13 +4,15 @@
 # and a crash's arrival in every ring, ring rebuild time, gossip bytes, CPU,
 # memory and goroutines per node. Runs BenchmarkScale of scale_test.go (once
 # per size: -benchtime 1x) and prints Markdown tables. N = 500 with LAN timing
-# takes about 5 minutes; each size builds its own cluster.
+# takes about 5 minutes on 2 cores; each size builds its own cluster. -v: go test
+# cuts a benchmark's log after 10 lines otherwise.
 #
 # Usage: bench/scale.sh [SIZES [PRESETS]]   (default "50,200,500" "LAN")
 #   SIZES      comma-separated cluster sizes
 #   PRESETS    comma-separated timing presets: LAN, Local
 #   TRIALS=k   joins and crashes measured per cluster (default 3)
-#   BATCH=b    nodes started at once while building (default 50)
+#   BATCH=b    nodes started at once while building (default 25: at 50 a
+#              2-core machine saturates while building 500 nodes)
 #   SEEDS=s    seed nodes (default 3)
 #   WINDOW=d   quiet window for gossip bytes and CPU (default 20s)
 #   OUT=dir    where the raw `go test` output goes (default: a new temp dir);
@@ -21,7 +23,7 @@ cd "$(dirname "$0")/.."
 SIZES=${1:-50,200,500}
 PRESETS=${2:-LAN}
 TRIALS=${TRIALS:-3}
-BATCH=${BATCH:-50}
+BATCH=${BATCH:-25}
 SEEDS=${SEEDS:-3}
 WINDOW=${WINDOW:-20s}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/scale-bench.XXXXXX")}
@@ -35,7 +37,7 @@ echo "host: $(uname -srm); nproc=$(nproc); $(grep -m1 'model name' /proc/cpuinfo
 echo "go: $(go version)"
 echo "load before: $(uptime)"
 echo "raw output: $OUT/scale.txt"
-args=(-run '^$' -bench '^BenchmarkScale$' -benchtime 1x -timeout 180m "${prof[@]}" .
+args=(-v -run '^$' -bench '^BenchmarkScale$' -benchtime 1x -timeout 180m "${prof[@]}" .
   -args -scale.sizes="$SIZES" -scale.presets="$PRESETS" -scale.trials="$TRIALS"
   -scale.batch="$BATCH" -scale.seeds="$SEEDS" -scale.window="$WINDOW")
 echo "+ go test ${args[*]}" >&2
@@ -61,8 +63,8 @@ awk '
       v["B/node/s"], v["pkts/node/s"], v["pktB/node/s"], v["pushpullB/exchange"], v["pushpull-period-s"],
       v["pushpullB/exchange"] / v["pushpull-period-s"], v["cpu-ms/node/s"],
       v["heap-KiB/node"], v["stack-KiB/node"], v["goroutines/node"], v["quiet-ring-changes"])
-    setup[k] = sprintf("%s%.1f s | %.1f s | %.1f | %d |", row, v["setup-s"], v["setup-cpu-s"],
-      v["setup-ring-changes/node"], v["setup-repairs"])
+    setup[k] = sprintf("%s%.1f s | %.1f s | %.1f | %d | %.0f s |", row, v["setup-s"], v["setup-cpu-s"],
+      v["setup-ring-changes/node"], v["setup-repairs"], v["drain-s"])
   }
   function fmt(ms) {
     if (ms >= 1000) return sprintf("%.2f s", ms / 1000)
@@ -76,8 +78,8 @@ awk '
     print "\n| preset | N | gossip B/node/s | packets /node/s | push/pull (derived) /node/s | CPU ms/node/s | heap + stack KiB/node | goroutines/node | ring changes in quiet window |"
     print "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     for (i = 1; i <= k; i++) print costs[i]
-    print "\n| preset | N | set-up | its CPU | ring changes per node | stragglers re-joined |"
-    print "|---|---:|---:|---:|---:|---:|"
+    print "\n| preset | N | set-up | its CPU | ring changes per node | stragglers re-joined | gossip queues drained after |"
+    print "|---|---:|---:|---:|---:|---:|---:|"
     for (i = 1; i <= k; i++) print setup[i]
   }' "$OUT/scale.txt"
 if [[ $status != 0 ]]; then
