@@ -71,6 +71,9 @@ type Node struct {
 	state atomic.Pointer[ringState]
 	// viewSeq numbers the Views handed to forward; only the ring goroutine uses it.
 	viewSeq uint64
+	// placer builds the rings, reusing the last one's circle; only the ring
+	// goroutine uses it (ring.go).
+	placer *hashring.Rebuilder
 
 	phase    atomic.Int32
 	leaving  atomic.Bool // leave began: health stays NOT_SERVING
@@ -143,6 +146,9 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("%w: Ring: %v", ErrInvalidConfig, err)
 	}
 	n.ringCfg = empty.Config()
+	if n.placer, err = hashring.NewRebuilder(n.ringCfg); err != nil {
+		return nil, fmt.Errorf("%w: Ring: %v", ErrInvalidConfig, err)
+	}
 	fp, err := ringFingerprint(c.Ring)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Ring: %v", ErrInvalidConfig, err)

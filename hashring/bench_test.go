@@ -281,6 +281,40 @@ func BenchmarkBuilder(b *testing.B) {
 	}
 }
 
+// BenchmarkRebuilder: the ring after one membership change, a join and a leave
+// in turn, as the Node's ring goroutine builds it: with a Rebuilder that keeps
+// its last circle, and with New from scratch (same member sets, same run).
+func BenchmarkRebuilder(b *testing.B) {
+	for _, n := range []int{10, 100, 500, 1000} {
+		members := randNames(rand.New(rand.NewPCG(5, uint64(n))), n)
+		with := append(slices.Clone(members), "joiner")
+		sets := [2][]string{with, members}
+		b.Run(fmt.Sprintf("N=%d/Rebuilder", n), func(b *testing.B) {
+			rb, err := NewRebuilder(DefaultConfig())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := rb.Build(members...); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := rb.Build(sets[i%2]...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("N=%d/New", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := New(DefaultConfig(), sets[i%2]...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkDiff: the hand-off list after one join at N = 100.
 func BenchmarkDiff(b *testing.B) {
 	members := randNames(rand.New(rand.NewPCG(4, 4)), 100)

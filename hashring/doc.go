@@ -15,6 +15,11 @@
 //   - Builder applies Add/Remove deltas to one private consistent instance
 //     and hands out Ring snapshots; it is for the single goroutine that
 //     processes membership events.
+//   - Rebuilder builds one ring after another from whole member sets, as
+//     New does, keeping its last hash circle: a change of a few members costs
+//     a merge and the placement walk instead of hashing and sorting every
+//     member's points (at N = 500, ≈ 0.2 ms against ≈ 3 ms for New). It is
+//     what the Node's ring goroutine uses.
 //   - Holder publishes the current Ring to concurrent readers through an
 //     atomic pointer.
 //   - Diff(old, new) lists the partitions whose owner changed: what a

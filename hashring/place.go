@@ -40,25 +40,61 @@ func vnodeKey(buf []byte, name string, idx int) []byte {
 // distinct and non-empty; cfg must have its defaults filled. The result maps
 // partition → index into members.
 func placeAll(cfg Config, members []string) ([]int32, error) {
-	n := len(members)
-	if n == 0 {
+	if len(members) == 0 {
 		return nil, nil
 	}
-	h := cfg.Hasher
-	rf := cfg.VirtualNodes
+	circle := appendPoints(nil, cfg, members, 0, len(members))
+	sortCircle(circle)
+	starts := make([]int32, cfg.PartitionCount)
+	for p, key := range partitionHashes(cfg) {
+		idx := sort.Search(len(circle), func(i int) bool { return circle[i].hash >= key })
+		if idx >= len(circle) {
+			idx = 0
+		}
+		starts[p] = int32(idx)
+	}
+	return placeOn(cfg, members, circle, starts)
+}
 
-	// The circle: every member's virtual nodes, sorted by hash.
-	circle := make([]vnode, 0, n*rf)
+// partitionHashes returns where each partition sits on the circle: the hash of
+// its number as 8 little-endian bytes (consistent's partition key).
+func partitionHashes(cfg Config) []uint64 {
+	out := make([]uint64, cfg.PartitionCount)
+	var bs [8]byte
+	for p := range out {
+		binary.LittleEndian.PutUint64(bs[:], uint64(p))
+		out[p] = cfg.Hasher.Sum64(bs[:])
+	}
+	return out
+}
+
+// appendPoints appends to circle the virtual nodes of members[from:to], each
+// tagged with its index into members. Unsorted.
+func appendPoints(circle []vnode, cfg Config, members []string, from, to int) []vnode {
+	h := cfg.Hasher
 	var buf []byte
-	for i, m := range members {
-		for r := 0; r < rf; r++ {
-			buf = vnodeKey(buf, m, r)
+	for i := from; i < to; i++ {
+		for r := 0; r < cfg.VirtualNodes; r++ {
+			buf = vnodeKey(buf, members[i], r)
 			circle = append(circle, vnode{hash: h.Sum64(buf), member: int32(i)})
 		}
 	}
-	slices.SortFunc(circle, func(a, b vnode) int {
-		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.member, b.member))
-	})
+	return circle
+}
+
+// vnodeLess is the circle's order: by hash, then by member index.
+func vnodeLess(a, b vnode) int {
+	return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.member, b.member))
+}
+
+func sortCircle(circle []vnode) { slices.SortFunc(circle, vnodeLess) }
+
+// placeOn runs consistent's bounded-load walk on a sorted circle of members'
+// virtual nodes (every member's, tagged with its index into members). starts[p]
+// is the index of the first point at or after partition p's hash (0 past the
+// last point): where p's walk begins.
+func placeOn(cfg Config, members []string, circle []vnode, starts []int32) ([]int32, error) {
+	n := len(members)
 	// Two members on one point: consistent keeps whichever was added last,
 	// so the result would depend on insertion order. Refuse it. (Two points
 	// of the same member may coincide: consistent keeps both entries, and so
@@ -77,14 +113,8 @@ func placeAll(cfg Config, members []string) ([]int32, error) {
 	// so this comparison matches its `load+1 <= avgLoad`.
 	loads := make([]float64, n)
 	owners := make([]int32, cfg.PartitionCount)
-	var bs [8]byte
 	for p := range owners {
-		binary.LittleEndian.PutUint64(bs[:], uint64(p))
-		key := h.Sum64(bs[:])
-		idx := sort.Search(len(circle), func(i int) bool { return circle[i].hash >= key })
-		if idx >= len(circle) {
-			idx = 0
-		}
+		idx := int(starts[p])
 		placed := false
 		for count := 0; count < len(circle); count++ {
 			m := circle[idx].member

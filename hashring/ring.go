@@ -56,6 +56,20 @@ func New(cfg Config, members ...string) (*Ring, error) {
 	if err != nil {
 		return nil, err
 	}
+	sorted, err := sortedMembers(members)
+	if err != nil {
+		return nil, err
+	}
+	owners, err := placeAll(cfg, sorted)
+	if err != nil {
+		return nil, err
+	}
+	return newRing(cfg, sorted, owners), nil
+}
+
+// sortedMembers returns a sorted copy of members, refusing empty and duplicate
+// names.
+func sortedMembers(members []string) ([]string, error) {
 	sorted := slices.Clone(members)
 	slices.Sort(sorted)
 	for i, m := range sorted {
@@ -66,11 +80,7 @@ func New(cfg Config, members ...string) (*Ring, error) {
 			return nil, fmt.Errorf("%w: %q", ErrDuplicateMember, m)
 		}
 	}
-	owners, err := placeAll(cfg, sorted)
-	if err != nil {
-		return nil, err
-	}
-	return newRing(cfg, sorted, owners), nil
+	return sorted, nil
 }
 
 // newRing assembles a snapshot. cfg has its defaults filled; members are

@@ -137,6 +137,14 @@ type Config struct {
 	// TCPTimeout bounds TCP operations (push/pull, join, fallback probes).
 	// LAN 10s.
 	TCPTimeout time.Duration
+	// Compress LZW-compresses gossip packets and push/pull state (memberlist's
+	// EnableCompression, which memberlist turns on by default). Off in every
+	// preset: memberlist allocates a new 64 KiB LZW table for every packet it
+	// compresses, which in an in-process cluster of 278 nodes was a quarter of
+	// the CPU plus most of the garbage collector's work (BENCHMARKS.md, scale),
+	// while a gossip packet is under 1.4 kB. Nodes read compressed messages
+	// either way, so a cluster may mix both settings.
+	Compress bool
 
 	// JoinRetry is the backoff between rounds of Join while no seed answers.
 	// LAN 1s .. 30s.

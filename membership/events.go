@@ -126,17 +126,17 @@ func (m *Membership) process(batch []rawEvent) {
 		return
 	}
 	m.tableMu.Lock()
+	touched := make(map[string]bool, len(batch)) // IDs whose members changed
 	for _, ev := range batch {
-		m.applyLocked(ev)
+		m.applyLocked(ev, touched)
 	}
-	view := buildView(m.members)
-	evs := diffViews(m.view, view, m.members, m.version+1)
+	view, evs := updateView(m.view, m.members, touched, m.version+1)
+	m.view = view // even unpublished: a touched entry's Since may have moved
 	if len(evs) == 0 {
 		m.tableMu.Unlock()
 		return
 	}
 	m.version++
-	m.view = view
 	snap := &Snapshot{Version: m.version, Members: view}
 	m.snap.Store(snap)
 	m.tableMu.Unlock()
@@ -152,7 +152,9 @@ func (m *Membership) process(batch []rawEvent) {
 	m.publish(evs)
 }
 
-func (m *Membership) applyLocked(ev rawEvent) {
+// applyLocked applies one event to the member table and adds the IDs it changed to
+// touched.
+func (m *Membership) applyLocked(ev rawEvent, touched map[string]bool) {
 	e, known := m.members[ev.name]
 	if ev.kind == rawLeave {
 		if !known {
@@ -167,6 +169,7 @@ func (m *Membership) applyLocked(ev rawEvent) {
 			e.State = StateDead
 			e.Since = ev.at
 		}
+		touched[e.ID] = true
 		return
 	}
 	md, err := decodeMeta(ev.meta)
@@ -180,6 +183,10 @@ func (m *Membership) applyLocked(ev rawEvent) {
 		n.Since = e.Since
 	}
 	m.members[ev.name] = n
+	touched[n.ID] = true
+	if known {
+		touched[e.ID] = true // the same, unless a peer's metadata changed its ID
+	}
 }
 
 func memberFrom(ev rawEvent, md nodeMeta) *Member {

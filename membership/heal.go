@@ -37,6 +37,10 @@ func (m *Membership) Join(ctx context.Context) error {
 			if joined > 0 {
 				m.log.Info("joined the cluster", "contacted", joined, "of", len(addrs), "attempt", attempt)
 				m.catchUp.Store(catchUpSyncs)
+				select { // the heal loop may be in a HealInterval-long wait: re-time it
+				case m.kick <- struct{}{}:
+				default:
+				}
 				// memberlist learned the cluster in the push/pull, and its callbacks
 				// queued every member before Join returned; wait until the dispatcher
 				// applied them, so that Snapshot (and a ring built from it) holds the
@@ -243,6 +247,9 @@ func (m *Membership) healLoop() {
 		case <-m.done:
 			t.Stop()
 			return
+		case <-m.kick:
+			t.Stop()
+			continue // a Join: the catch-up syncs start one short wait from now
 		case <-t.C:
 		}
 		m.reap()
@@ -275,7 +282,9 @@ func (m *Membership) healLoop() {
 // retransmits before reaching everyone: a node can miss another until the next
 // push/pull, 30–90 s away on a LAN, and their rings disagree that long. So for its
 // first few heal ticks after Join, each spaced catchUpRounds gossip intervals apart, a
-// node also exchanges full state (a push/pull) with a random live member.
+// node also exchanges full state (a push/pull) with a random live member. Join wakes
+// the heal loop for them: it was started by New and may be in a HealInterval-long
+// wait (30 s on a LAN), which used to push the first sync that far out.
 const (
 	catchUpSyncs  = 3
 	catchUpRounds = 10

@@ -144,43 +144,55 @@ type Event struct {
 	Version uint64
 }
 
-// buildView picks, for every ID, the newest live boot among members (alive
-// or suspect), and returns them sorted by ID.
-func buildView(members map[string]*Member) []Member {
-	best := make(map[string]*Member, len(members))
+// newer reports whether a is preferred over b, two live members of one ID: the
+// newest boot, then the greater name.
+func newer(a, b *Member) bool {
+	return a.Boot > b.Boot || (a.Boot == b.Boot && a.Name > b.Name)
+}
+
+// updateView returns the view of members after a change to the members of the
+// touched IDs (old is the view before; every other entry stays as it is), and the
+// events between the two, in ID order. The view has, for every ID, the newest live
+// boot (alive or suspect), sorted by ID. It costs one pass over members and one
+// copy of the view, with no sort of the whole view: a membership change at N = 500
+// used to rebuild and re-sort it from scratch on every node.
+func updateView(old []Member, members map[string]*Member, touched map[string]bool, version uint64) ([]Member, []Event) {
+	if len(touched) == 0 {
+		return old, nil
+	}
+	best := make(map[string]*Member, len(touched))
 	for _, m := range members {
-		if m.State != StateAlive && m.State != StateSuspect {
+		if !touched[m.ID] || (m.State != StateAlive && m.State != StateSuspect) {
 			continue
 		}
-		if b, ok := best[m.ID]; !ok || m.Boot > b.Boot || (m.Boot == b.Boot && m.Name > b.Name) {
+		if b, ok := best[m.ID]; !ok || newer(m, b) {
 			best[m.ID] = m
 		}
 	}
-	view := make([]Member, 0, len(best))
-	for _, m := range best {
-		view = append(view, *m)
-	}
-	slices.SortFunc(view, func(a, b Member) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
-	return view
-}
-
-// diffViews returns the events that turn old into new. members gives the
-// current state of departed members (to tell Left from Failed).
-func diffViews(old, cur []Member, members map[string]*Member, version uint64) []Event {
+	ids := slices.Sorted(maps.Keys(touched))
+	view := make([]Member, 0, len(old)+len(best))
 	var evs []Event
-	i, j := 0, 0
-	for i < len(old) || j < len(cur) {
+	i := 0
+	for _, id := range ids {
+		j := i + sort.Search(len(old)-i, func(k int) bool { return old[i+k].ID >= id })
+		view = append(view, old[i:j]...)
+		i = j
+		var prev *Member
+		if i < len(old) && old[i].ID == id {
+			prev = &old[i]
+			i++
+		}
+		cur := best[id]
 		switch {
-		case j == len(cur) || (i < len(old) && old[i].ID < cur[j].ID):
-			gone := old[i]
+		case cur != nil:
+			view = append(view, *cur)
+			if prev == nil {
+				evs = append(evs, Event{Type: EventJoined, Member: *cur, Version: version})
+			} else if !prev.same(*cur) {
+				evs = append(evs, Event{Type: EventUpdated, Member: *cur, Version: version})
+			}
+		case prev != nil:
+			gone := *prev
 			typ := EventFailed
 			if m, ok := members[gone.Name]; ok {
 				gone.State, gone.Since = m.State, m.Since
@@ -191,17 +203,8 @@ func diffViews(old, cur []Member, members map[string]*Member, version uint64) []
 				gone.State = StateDead
 			}
 			evs = append(evs, Event{Type: typ, Member: gone, Version: version})
-			i++
-		case i == len(old) || cur[j].ID < old[i].ID:
-			evs = append(evs, Event{Type: EventJoined, Member: cur[j], Version: version})
-			j++
-		default:
-			if !old[i].same(cur[j]) {
-				evs = append(evs, Event{Type: EventUpdated, Member: cur[j], Version: version})
-			}
-			i++
-			j++
 		}
 	}
-	return evs
+	view = append(view, old[i:]...)
+	return view, evs
 }

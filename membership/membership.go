@@ -45,7 +45,8 @@ type Membership struct {
 
 	queue eventQueue // memberlist callbacks → dispatcher
 
-	catchUp atomic.Int32 // catch-up syncs left after Join (heal.go)
+	catchUp atomic.Int32  // catch-up syncs left after Join (heal.go)
+	kick    chan struct{} // capacity 1: Join set catchUp, the heal loop re-times its wait
 
 	tableMu sync.RWMutex       // protects members, view, version
 	members map[string]*Member // by memberlist name; dead/left kept until ReconnectTimeout
@@ -100,6 +101,7 @@ func New(cfg Config) (*Membership, error) {
 		name:    cfg.ID + "/" + hex.EncodeToString(suffix[:]),
 		members: make(map[string]*Member),
 		changed: make(chan struct{}, 1),
+		kick:    make(chan struct{}, 1),
 		subs:    make(map[*Subscription]struct{}),
 		refused: make(map[string]time.Time),
 		done:    make(chan struct{}),
@@ -185,6 +187,7 @@ func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
 	c.GossipToTheDeadTime = cfg.GossipToTheDeadTime
 	c.PushPullInterval = cfg.PushPullInterval
 	c.TCPTimeout = cfg.TCPTimeout
+	c.EnableCompression = cfg.Compress
 	if len(cfg.SecretKeys) > 0 {
 		kr, err := memberlist.NewKeyring(cfg.SecretKeys, cfg.SecretKeys[0])
 		if err != nil {
