@@ -192,19 +192,24 @@ func updateView(old []Member, members map[string]*Member, touched map[string]boo
 				evs = append(evs, Event{Type: EventUpdated, Member: *cur, Version: version})
 			}
 		case prev != nil:
-			gone := *prev
-			typ := EventFailed
-			if m, ok := members[gone.Name]; ok {
-				gone.State, gone.Since = m.State, m.Since
-				if m.State == StateLeft {
-					typ = EventLeft
-				}
-			} else {
-				gone.State = StateDead
-			}
-			evs = append(evs, Event{Type: typ, Member: gone, Version: version})
+			evs = append(evs, goneEvent(*prev, members, version))
 		}
 	}
 	view = append(view, old[i:]...)
 	return view, evs
+}
+
+// goneEvent is the event of a member that left the view: Left if memberlist's
+// table says it left, else Failed (dead, or forgotten by memberlist).
+func goneEvent(gone Member, members map[string]*Member, version uint64) Event {
+	typ := EventFailed
+	if m, ok := members[gone.Name]; ok {
+		gone.State, gone.Since = m.State, m.Since
+		if m.State == StateLeft {
+			typ = EventLeft
+		}
+	} else {
+		gone.State = StateDead
+	}
+	return Event{Type: typ, Member: gone, Version: version}
 }
