@@ -1,9 +1,11 @@
 package forward
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +48,11 @@ type Forwarder struct {
 	// this node serves stop taking requests.
 	linkStop     chan struct{}
 	linkStopOnce sync.Once
+	// keyRevoked is closed, and replaced, when SetMarkKeys removes a key: inbound
+	// peer links, trusted for the mark they opened with, then say CLOSING, and their
+	// senders reopen them with marks under the keys that remain.
+	keyRevoked atomic.Pointer[chan struct{}]
+	keysMu     sync.Mutex // serialises SetMarkKeys (the key swap and keyRevoked's close)
 
 	methods *methodTable
 	tracer  trace.Tracer // nil without Config.TracerProvider
@@ -83,6 +90,8 @@ func New(cfg Config) (*Forwarder, error) {
 		linkStop: make(chan struct{}),
 		errBusy:  status.Errorf(codes.ResourceExhausted, "swimring: node %s is at its limit of %d calls in flight", self, c.MaxInFlight),
 	}
+	revoked := make(chan struct{})
+	f.keyRevoked.Store(&revoked)
 	f.view.Store(emptyView)
 	if c.TracerProvider != nil {
 		f.tracer = c.TracerProvider.Tracer(tracerName)
@@ -148,8 +157,9 @@ func (f *Forwarder) Close() error {
 // SetMarkKeys replaces the mark keys (see Config.MarkKeys: the first signs, all
 // verify) while the Forwarder runs, for key rotation: marks signed under a key no
 // longer in keys are refused from the next call on, and this node signs with the new
-// first key from its next forwarded call. Peer links already open stay open: they
-// were authenticated when they were opened. keys are copied and validated like
+// first key from its next forwarded call. When a key is removed, the peer links other
+// nodes opened to this one (trusted for the mark they opened with) are closed; their
+// senders reopen them with marks under the remaining keys. keys are copied and validated like
 // Config.MarkKeys; at least one is needed, and only a Forwarder created with
 // MarkKeys takes them (turning authentication on or off at run time would make this
 // node and its peers refuse each other). Errors wrap ErrBadConfig.
@@ -164,8 +174,25 @@ func (f *Forwarder) SetMarkKeys(keys [][]byte) error {
 	if err != nil {
 		return err
 	}
+	f.keysMu.Lock()
+	defer f.keysMu.Unlock()
+	old := f.marks.set.Load().keys
 	f.marks.setKeys(ks)
+	if removesAKey(old, ks) {
+		revoked := make(chan struct{})
+		close(*f.keyRevoked.Swap(&revoked))
+	}
 	return nil
+}
+
+// removesAKey reports whether some key of old is not in cur.
+func removesAKey(old, cur [][]byte) bool {
+	for _, k := range old {
+		if !slices.ContainsFunc(cur, func(c []byte) bool { return bytes.Equal(k, c) }) {
+			return true
+		}
+	}
+	return false
 }
 
 // spawn runs fn on a goroutine Close waits for; false (fn not run) once Close began.

@@ -81,6 +81,8 @@ type linkServer struct {
 func (s linkServer) Link(stream swimringv1.PeerLink_LinkServer) error {
 	f := s.f
 	ctx := stream.Context()
+	// Taken before the mark is checked: a key removed from here on ends this link.
+	revoked := *f.keyRevoked.Load()
 	v := f.view.Load()
 	_, ms := f.checkMark(ctx, v)
 	if !ms.marked {
@@ -99,17 +101,20 @@ func (s linkServer) Link(stream swimringv1.PeerLink_LinkServer) error {
 	if err := l.send(&swimringv1.LinkFrame{Kind: swimringv1.LinkFrame_KIND_READY}); err != nil {
 		return err
 	}
-	// When this node leaves or closes, say CLOSING once; requests that still arrive
-	// are answered UNHANDLED.
+	// When this node leaves or closes, or a mark key is removed (this link was
+	// trusted for its mark), say CLOSING once; requests that still arrive are
+	// answered UNHANDLED, and the sender opens a new link when it needs one.
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
 		select {
 		case <-f.linkStop:
-			l.closing.Store(true)
-			_ = l.send(&swimringv1.LinkFrame{Kind: swimringv1.LinkFrame_KIND_CLOSING})
+		case <-revoked:
 		case <-l.ctx.Done():
+			return
 		}
+		l.closing.Store(true)
+		_ = l.send(&swimringv1.LinkFrame{Kind: swimringv1.LinkFrame_KIND_CLOSING})
 	}()
 	l.readToken <- struct{}{}
 	l.wg.Add(1)

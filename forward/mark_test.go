@@ -145,3 +145,62 @@ func TestSetMarkKeysLive(t *testing.T) {
 		t.Fatal("a mark of the new key is not trusted")
 	}
 }
+
+// A peer link is trusted for the mark it opened with: removing that mark's key ends
+// it (the owner says CLOSING), and the sender opens a new one under the keys that
+// remain. A key change that removes nothing leaves it open.
+func TestKeyRemovalClosesLinks(t *testing.T) {
+	oldKey, newKey := []byte("old cluster key, 16+ bytes"), []byte("new cluster key, 16+ bytes")
+	c := newCluster(t, 2, func(_ int, cfg *Config) { cfg.MarkKeys = [][]byte{oldKey} })
+	key := c.keyOwnedBy(t, "b")
+	a := c.byID("a")
+	forward := func(step string) {
+		t.Helper()
+		if r, err := a.client.Echo(ctxT(t), &echov1.EchoRequest{Key: key}); err != nil || r.GetServedBy() != "b" {
+			t.Fatalf("%s: %v %v, want forwarded to b", step, r, err)
+		}
+	}
+	setAll := func(keys ...[]byte) {
+		t.Helper()
+		for _, nd := range c.nodes {
+			if err := nd.fwd.SetMarkKeys(keys); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	usableLink := func() *senderLink {
+		if l := a.fwd.pool.lookup("b").link.Load(); l != nil && l.usable() {
+			return l
+		}
+		return nil
+	}
+	var first *senderLink
+	eventually(t, 10*time.Second, func() bool {
+		forward("opening the link")
+		first = usableLink()
+		return first != nil
+	}, "a link from a to b")
+
+	setAll(newKey, oldKey) // installed and used: nothing removed
+	forward("new key first")
+	if l := usableLink(); l != first {
+		t.Fatal("a key change that removed no key closed the link")
+	}
+
+	linked := value(a.fwd.met.linked)
+	setAll(newKey)
+	eventually(t, 10*time.Second, func() bool {
+		first.mu.Lock()
+		defer first.mu.Unlock()
+		return first.closing || first.broken != nil
+	}, "the link opened under the removed key to close")
+	eventually(t, 10*time.Second, func() bool {
+		forward("after the old key was removed")
+		l := usableLink()
+		return l != nil && l != first
+	}, "a new link under the new key")
+	forward("over the new link")
+	if value(a.fwd.met.linked) == linked {
+		t.Fatal("no call went over the new link")
+	}
+}

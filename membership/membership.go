@@ -341,7 +341,9 @@ func (m *Membership) UseKey(key []byte) error {
 	}
 	m.keyMu.Lock()
 	defer m.keyMu.Unlock()
-	return m.keyring.UseKey(key)
+	// memberlist keeps the slice it is given as the primary key: a copy, so that a
+	// caller reusing its buffer cannot change this node's key.
+	return m.keyring.UseKey(slices.Clone(key))
 }
 
 // RemoveKey removes a key that is not the primary (a key not installed: nothing

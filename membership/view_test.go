@@ -136,7 +136,19 @@ func diffRebuilt(old, cur []Member, members map[string]*Member, version uint64) 
 	for i < len(old) || j < len(cur) {
 		switch {
 		case j == len(cur) || (i < len(old) && old[i].ID < cur[j].ID):
-			evs = append(evs, goneEvent(old[i], members, version))
+			// Classified here on its own, not with goneEvent: the oracle must not
+			// share the code it checks.
+			gone := old[i]
+			typ := EventFailed
+			if m, ok := members[gone.Name]; ok {
+				gone.State, gone.Since = m.State, m.Since
+				if m.State == StateLeft {
+					typ = EventLeft
+				}
+			} else {
+				gone.State = StateDead
+			}
+			evs = append(evs, Event{Type: typ, Member: gone, Version: version})
 			i++
 		case i == len(old) || cur[j].ID < old[i].ID:
 			evs = append(evs, Event{Type: EventJoined, Member: cur[j], Version: version})

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -257,6 +258,11 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if req.Key != nil && !d.tls {
+		if err := keyStaysLocal(targets); err != nil {
+			return err
+		}
+	}
 	if (opName == "use" || opName == "remove") && !force {
 		askKeys(ctx, d, targets, c.timeout, &adminv1.KeysRequest{Op: adminv1.KeyOp_KEY_OP_LIST})
 		if err := precheck(opName, fp, targets); err != nil {
@@ -280,6 +286,20 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 	}
 	if failed > 0 {
 		return fmt.Errorf("%s failed on %d of %s", opName, failed, plural(len(targets), "node"))
+	}
+	return nil
+}
+
+// keyStaysLocal refuses to send a key without TLS to a node that is not on this
+// host: the node would refuse it anyway, but only once it crossed the network in the
+// clear.
+func keyStaysLocal(targets []keyTarget) error {
+	for _, t := range targets {
+		host, _, err := net.SplitHostPort(t.GRPCAddr)
+		ip := net.ParseIP(host)
+		if err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return fmt.Errorf("not sending the key in the clear to %s (%s): give --tls-ca so it travels over TLS, or rotate by restart (SECURITY.md)", t.ID, t.GRPCAddr)
+		}
 	}
 	return nil
 }

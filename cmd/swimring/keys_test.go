@@ -164,3 +164,18 @@ func TestReadOneKey(t *testing.T) {
 		t.Fatalf("empty stdin: %v", err)
 	}
 }
+
+// Without TLS a key goes only to nodes on this host: to any other it would cross the
+// network in the clear before the node refused it.
+func TestKeyStaysLocal(t *testing.T) {
+	local := []keyTarget{{ID: "a", GRPCAddr: "127.0.0.1:7001"}, {ID: "b", GRPCAddr: "[::1]:7002"}, {ID: "c", GRPCAddr: "localhost:7003"}}
+	if err := keyStaysLocal(local); err != nil {
+		t.Fatalf("loopback nodes: %v", err)
+	}
+	for _, addr := range []string{"10.0.0.7:7001", "n2.internal:7001", "no port"} {
+		err := keyStaysLocal(append(slices.Clone(local), keyTarget{ID: "far", GRPCAddr: addr}))
+		if err == nil || !strings.Contains(err.Error(), "far ("+addr+")") || !strings.Contains(err.Error(), "--tls-ca") {
+			t.Errorf("%s: %v, want a refusal naming the node and --tls-ca", addr, err)
+		}
+	}
+}
