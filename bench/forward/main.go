@@ -1,5 +1,7 @@
 // Command forward measures what swimring's handle-or-forward costs against a plain gRPC
-// echo, in one process on 127.0.0.1, with the closed-loop load generator of the peer
+// echo, in one process on 127.0.0.1 (or, with -split, the servers in a child process and
+// the clients in this one, as clients and servers run when deployed), with the
+// closed-loop load generator of the peer
 // anchors (shared/anchors/bench): warm-up, then N workers for a duration, per-call
 // latencies, p50/p95/p99.
 //
@@ -33,13 +35,16 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -74,6 +79,8 @@ var (
 	memProfile = flag.String("memprofile", "", "write an allocation profile (alloc_space) at exit to this file")
 	workers    = flag.Int("workers", 0, "forward.Config.StreamWorkers of the Nodes and of echo-tuned (0: forward's default)")
 	anchors    = flag.String("anchors", "", "anchors summary.md to put ringpop-go and gRPC relay figures beside swimring's")
+	split      = flag.Bool("split", false, "run the servers (echo, echo-tuned, the three Nodes) in a child process and only the clients in this one; allocations per call are then the clients' only")
+	serve      = flag.Bool("serve", false, "internal (-split): start the servers, print them as JSON, run until standard input closes")
 )
 
 // echoServer answers every call with the request's key and payload.
@@ -231,7 +238,11 @@ func cpuTime() time.Duration {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	t := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if childPID != 0 {
+		t += childCPU()
+	}
+	return t
 }
 
 // run is bench.Run of the anchors: a warm-up, then the measured closed loop.
@@ -364,6 +375,93 @@ func waitRouted(cc *grpc.ClientConn, keys []string, ownerOf func(string) string)
 	}
 }
 
+// servers are the echo servers and the three Nodes every case calls, with the keys
+// the cases use and their owners; in this process, or in a child (-split).
+type servers struct {
+	PlainAddr, TunedAddr  string
+	NodeAddrs             []string // node 0 first
+	LocalKeys, RemoteKeys []string // owned by node 0; by node 1 or 2
+	Owners                map[string]string
+	stop                  func()
+}
+
+// startServers starts the servers in this process.
+func startServers() *servers {
+	plain, plainAddr := plainServer()
+	tuned, tunedAddr := plainServer(tunedOptions()...)
+	nodes := startCluster(3)
+	n0 := nodes[0].node
+	s := &servers{PlainAddr: plainAddr, TunedAddr: tunedAddr, Owners: map[string]string{},
+		LocalKeys:  keysFor(n0, 1024, func(o string) bool { return o == "n0" }),
+		RemoteKeys: keysFor(n0, 1024, func(o string) bool { return o != "n0" })}
+	for _, sn := range nodes {
+		s.NodeAddrs = append(s.NodeAddrs, sn.node.Self().GRPCAddr)
+	}
+	for _, k := range append(slices.Clone(s.LocalKeys), s.RemoteKeys...) {
+		o, _ := n0.Owner(k)
+		s.Owners[k] = o.ID
+	}
+	s.stop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, sn := range nodes {
+			_ = sn.node.Close(ctx)
+			sn.srv.Stop()
+		}
+		plain.Stop()
+		tuned.Stop()
+	}
+	return s
+}
+
+// childPID is the servers' process under -split (0: none); cpuTime counts its CPU.
+var childPID int
+
+// spawnServers runs this program with -serve and reads the servers it started; stop
+// closes its standard input, which makes it stop them and exit.
+func spawnServers() *servers {
+	cmd := exec.Command(os.Args[0], "-serve", "-workers", strconv.Itoa(*workers))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		log.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	var s servers
+	if err := json.NewDecoder(out).Decode(&s); err != nil {
+		log.Fatalf("servers' process: %v", err)
+	}
+	childPID = cmd.Process.Pid
+	s.stop = func() {
+		_ = in.Close()
+		_ = cmd.Wait()
+	}
+	return &s
+}
+
+// childCPU is the CPU time the servers' process has used so far (/proc/PID/stat's
+// utime + stime, in clock ticks of 10 ms: fine over seconds).
+func childCPU() time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(childPID) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
@@ -382,37 +480,34 @@ func main() {
 		payload[i] = 'a' + byte(i%26)
 	}
 
-	plain, plainAddr := plainServer()
-	defer plain.Stop()
-	tuned, tunedAddr := plainServer(tunedOptions()...)
-	defer tuned.Stop()
-	nodes := startCluster(3)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, sn := range nodes {
-			_ = sn.node.Close(ctx)
-			sn.srv.Stop()
+	var srv *servers
+	switch {
+	case *serve:
+		srv = startServers()
+		if err := json.NewEncoder(os.Stdout).Encode(srv); err != nil {
+			log.Fatal(err)
 		}
-	}()
-	n0 := nodes[0].node
-	localKeys := keysFor(n0, 1024, func(o string) bool { return o == "n0" })
-	remoteKeys := keysFor(n0, 1024, func(o string) bool { return o != "n0" })
-	plainCC, tunedCC, nodeCC := dial(plainAddr), dial(tunedAddr), dial(n0.Self().GRPCAddr)
+		_, _ = io.Copy(io.Discard, os.Stdin) // until the parent is done
+		srv.stop()
+		return
+	case *split:
+		srv = spawnServers()
+	default:
+		srv = startServers()
+	}
+	defer srv.stop()
+	localKeys, remoteKeys := srv.LocalKeys, srv.RemoteKeys
+	plainCC, tunedCC, nodeCC := dial(srv.PlainAddr), dial(srv.TunedAddr), dial(srv.NodeAddrs[0])
 	defer plainCC.Close()
 	defer tunedCC.Close()
 	defer nodeCC.Close()
-	var seeds []string
-	for _, sn := range nodes {
-		seeds = append(seeds, sn.node.Self().GRPCAddr)
-	}
-	smartCC, err := client.New(client.Config{Seeds: seeds}, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	smartCC, err := client.New(client.Config{Seeds: srv.NodeAddrs}, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer smartCC.Close()
 	allKeys := append(slices.Clone(localKeys), remoteKeys...)
-	ownerOf := func(k string) string { o, _ := n0.Owner(k); return o.ID }
+	ownerOf := func(k string) string { return srv.Owners[k] }
 	// The smart client sends every call to its key's owner: no forward.
 	servedByOwner := func(k, servedBy string) bool { return servedBy == ownerOf(k) }
 	waitRouted(smartCC, allKeys, ownerOf)
