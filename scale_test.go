@@ -56,24 +56,30 @@ import (
 // the sub-benchmark returns (TestMain's goleak check covers benchmarks too).
 
 var (
-	scaleSizes   = flag.String("scale.sizes", "50,200,500", "BenchmarkScale: cluster sizes, comma-separated")
-	scalePresets = flag.String("scale.presets", "LAN", "BenchmarkScale: timing presets, comma-separated: LAN, Local")
-	scaleTrials  = flag.Int("scale.trials", 3, "BenchmarkScale: joins and crashes measured per cluster")
-	scaleBatch   = flag.Int("scale.batch", 25, "BenchmarkScale: nodes started at once while building a cluster")
-	scaleSeeds   = flag.Int("scale.seeds", 3, "BenchmarkScale: seed nodes the others join through")
-	scaleWindow  = flag.Duration("scale.window", 20*time.Second, "BenchmarkScale: quiet-cluster window for gossip bytes and CPU")
-	scaleTrace   = flag.Duration("scale.trace", 0, "BenchmarkScale: log CPU, traffic and ring changes at this interval (0: off)")
-	scaleProfile = flag.String("scale.quietprofile", "", "BenchmarkScale: write a CPU profile of each quiet window to this file (+ .N=n)")
+	scaleSizes    = flag.String("scale.sizes", "50,200,500", "BenchmarkScale: cluster sizes, comma-separated")
+	scalePresets  = flag.String("scale.presets", "LAN", "BenchmarkScale: timing presets, comma-separated: LAN, Local")
+	scaleTrials   = flag.Int("scale.trials", 3, "BenchmarkScale: joins and crashes measured per cluster")
+	scaleBatch    = flag.Int("scale.batch", 25, "BenchmarkScale: nodes started at once while building a cluster")
+	scaleSeeds    = flag.Int("scale.seeds", 3, "BenchmarkScale: seed nodes the others join through")
+	scaleWindow   = flag.Duration("scale.window", 20*time.Second, "BenchmarkScale: quiet-cluster window for gossip bytes and CPU")
+	scaleRepair   = flag.Bool("scale.repair", true, "BenchmarkScale: re-join the seeds of nodes whose ring still disagrees a while after a batch (false: wait for the cluster alone)")
+	scaleCompress = flag.Bool("scale.compress", false, "BenchmarkScale: membership.Config.Compress (memberlist's LZW gossip compression) on every node")
+	scaleTrace    = flag.Duration("scale.trace", 0, "BenchmarkScale: log CPU, traffic and ring changes at this interval (0: off)")
+	scaleProfile  = flag.String("scale.quietprofile", "", "BenchmarkScale: write a CPU profile of each quiet window to this file (+ .N=n)")
 )
 
 func scalePreset(name string) (membership.Config, error) {
+	var c membership.Config
 	switch name {
 	case "LAN":
-		return membership.LANConfig(), nil
+		c = membership.LANConfig()
 	case "Local":
-		return membership.LocalConfig(), nil
+		c = membership.LocalConfig()
+	default:
+		return c, fmt.Errorf("unknown preset %q (LAN, Local)", name)
 	}
-	return membership.Config{}, fmt.Errorf("unknown preset %q (LAN, Local)", name)
+	c.Compress = *scaleCompress
+	return c, nil
 }
 
 func BenchmarkScale(b *testing.B) {
@@ -381,7 +387,7 @@ func (c *scaleCluster) converge(what string) {
 			c.b.Fatalf("%s: %d of %d rings still disagree after %v: %s", what, len(behind), len(c.nodes),
 				time.Since(t0).Round(time.Second), c.describe(behind))
 		}
-		if !repaired && time.Since(t0) > repairAfter {
+		if *scaleRepair && !repaired && time.Since(t0) > repairAfter {
 			repaired = true
 			c.b.Logf("%s: %d rings disagree after %v; they re-join their seeds: %s", what, len(behind),
 				time.Since(t0).Round(time.Millisecond), c.describe(behind))
