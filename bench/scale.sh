@@ -49,7 +49,7 @@ echo "load after: $(uptime)"
 # One row per sub-benchmark (BenchmarkScale/PRESET/N=n) and table, from the
 # metrics it reports.
 awk '
-  /^BenchmarkScale\// {
+  /^BenchmarkScale\// && NF > 3 {
     name = $1; sub(/-[0-9]+$/, "", name); sub(/^BenchmarkScale\//, "", name)
     split(name, part, "/")
     delete v
