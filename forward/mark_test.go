@@ -95,13 +95,7 @@ func TestSetMarkKeysLive(t *testing.T) {
 	key := c.keyOwnedBy(t, "c")
 	a := c.byID("a")
 
-	forwarded := func(step string) {
-		t.Helper()
-		resp, err := a.client.Echo(ctxT(t), &echov1.EchoRequest{Key: key})
-		if err != nil || resp.GetServedBy() != "c" {
-			t.Fatalf("%s: %v %v, want forwarded to c", step, resp, err)
-		}
-	}
+	forwarded := func(step string) { t.Helper(); mustForward(t, a, key, "c", step) }
 	// trusted reports whether a takes a mark of "b" signed with k as a peer's: it then
 	// serves the call itself instead of forwarding it to the owner.
 	trusted := func(k []byte) bool {
@@ -116,14 +110,7 @@ func TestSetMarkKeysLive(t *testing.T) {
 		}
 		return resp.GetServedBy() == "a"
 	}
-	setAll := func(keys ...[]byte) {
-		t.Helper()
-		for _, nd := range c.nodes {
-			if err := nd.fwd.SetMarkKeys(keys); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	setAll := func(keys ...[]byte) { t.Helper(); setMarkKeysAll(t, c, keys...) }
 
 	forwarded("before")
 	if !trusted(oldKey) || trusted(newKey) {
@@ -154,20 +141,8 @@ func TestKeyRemovalClosesLinks(t *testing.T) {
 	c := newCluster(t, 2, func(_ int, cfg *Config) { cfg.MarkKeys = [][]byte{oldKey} })
 	key := c.keyOwnedBy(t, "b")
 	a := c.byID("a")
-	forward := func(step string) {
-		t.Helper()
-		if r, err := a.client.Echo(ctxT(t), &echov1.EchoRequest{Key: key}); err != nil || r.GetServedBy() != "b" {
-			t.Fatalf("%s: %v %v, want forwarded to b", step, r, err)
-		}
-	}
-	setAll := func(keys ...[]byte) {
-		t.Helper()
-		for _, nd := range c.nodes {
-			if err := nd.fwd.SetMarkKeys(keys); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	forward := func(step string) { t.Helper(); mustForward(t, a, key, "b", step) }
+	setAll := func(keys ...[]byte) { t.Helper(); setMarkKeysAll(t, c, keys...) }
 	usableLink := func() *senderLink {
 		if l := a.fwd.pool.lookup("b").link.Load(); l != nil && l.usable() {
 			return l
@@ -202,5 +177,24 @@ func TestKeyRemovalClosesLinks(t *testing.T) {
 	forward("over the new link")
 	if value(a.fwd.met.linked) == linked {
 		t.Fatal("no call went over the new link")
+	}
+}
+
+// setMarkKeysAll gives every node of c the mark keys, as a rotation step does.
+func setMarkKeysAll(t *testing.T, c *cluster, keys ...[]byte) {
+	t.Helper()
+	for _, nd := range c.nodes {
+		if err := nd.fwd.SetMarkKeys(keys); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// mustForward calls key through from and fails the test (saying at which step)
+// unless owner served it.
+func mustForward(t *testing.T, from *node, key, owner, step string) {
+	t.Helper()
+	if r, err := from.client.Echo(ctxT(t), &echov1.EchoRequest{Key: key}); err != nil || r.GetServedBy() != owner {
+		t.Fatalf("%s: %v %v, want forwarded to %s", step, r, err, owner)
 	}
 }
