@@ -113,6 +113,14 @@ type demoSlot struct {
 	cert, key          string      // its TLS certificate files, made at its first start and kept across restarts
 }
 
+// cancelResume stops the timer of a timed pause, if one is pending. Callers hold d.mu.
+func (s *demoSlot) cancelResume() {
+	if s.resume != nil {
+		s.resume.Stop()
+		s.resume = nil
+	}
+}
+
 // demo is a running demo cluster.
 type demo struct {
 	e       *env
@@ -782,9 +790,7 @@ func (d *demo) stop() error {
 		if s == nil {
 			continue
 		}
-		if s.resume != nil {
-			s.resume.Stop()
-		}
+		s.cancelResume()
 		if c := s.cur; c != nil && !c.hasExited() {
 			c.stopped = true
 			live = append(live, c)

@@ -417,10 +417,7 @@ func (d *demo) pause(num int, dur time.Duration) error {
 	}
 	d.mu.Lock()
 	c.paused = true
-	if s.resume != nil {
-		s.resume.Stop()
-		s.resume = nil
-	}
+	s.cancelResume()
 	if dur > 0 {
 		s.resume = time.AfterFunc(dur, func() {
 			d.mu.Lock()
@@ -448,10 +445,7 @@ func (d *demo) resume(num int) error {
 	}
 	d.mu.Lock()
 	c.paused = false
-	if s.resume != nil {
-		s.resume.Stop()
-		s.resume = nil
-	}
+	s.cancelResume()
 	d.mu.Unlock()
 	if err := c.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		return err
