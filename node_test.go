@@ -322,7 +322,7 @@ func TestSubscribeSeesJoinLeaveAndFinal(t *testing.T) {
 	c := newTestCluster(t, 2, nil)
 	n0 := c.byID("n0")
 	type rec struct {
-		mu  sync.Mutex
+		mu  sync.Mutex // protects chs
 		chs []RingChange
 	}
 	var r0, r2 rec

@@ -61,7 +61,7 @@ func testLogger() *slog.Logger {
 
 // logBuffer is a concurrency-safe io.Writer capturing log output.
 type logBuffer struct {
-	mu  sync.Mutex
+	mu  sync.Mutex // protects buf
 	buf bytes.Buffer
 }
 
@@ -84,7 +84,7 @@ type cluster struct {
 	t     testing.TB
 	net   *memnet.Network // nil: loopback UDP/TCP
 	nodes []*Membership
-	mu    sync.Mutex
+	mu    sync.Mutex // protects nodes
 }
 
 // newNetwork returns a memnet network closed at cleanup (after the nodes,

@@ -18,7 +18,7 @@ import (
 
 // recorder collects a subscription's events.
 type recorder struct {
-	mu   sync.Mutex
+	mu   sync.Mutex // protects evs
 	evs  []Event
 	done chan struct{}
 }

@@ -32,7 +32,7 @@ type ringWatch struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu     sync.Mutex
+	mu     sync.Mutex // protects events and err
 	events []*adminv1.RingEvent
 	err    error
 }

@@ -146,7 +146,7 @@ type proc struct {
 	exited chan struct{} // closed once Wait returned
 	status error         // Wait's result, valid after exited
 
-	connMu sync.Mutex
+	connMu sync.Mutex // protects conn
 	conn   *grpc.ClientConn
 }
 

@@ -286,7 +286,7 @@ func loop(conc int, d time.Duration, o op, record bool) ([]time.Duration, int64,
 		okOps    atomic.Int64
 		errOps   atomic.Int64
 		stop     atomic.Bool
-		mu       sync.Mutex
+		mu       sync.Mutex // protects all
 		all      []time.Duration
 		firstErr atomic.Value
 	)

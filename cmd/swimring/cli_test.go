@@ -496,7 +496,7 @@ func TestCLIBadInput(t *testing.T) {
 
 // syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
 type syncBuffer struct {
-	mu sync.Mutex
+	mu sync.Mutex // protects b
 	b  bytes.Buffer
 }
 

@@ -339,7 +339,7 @@ func loadClose(ns []*loadNode) {
 
 // loadPacer spaces calls at most rate per second across workers.
 type loadPacer struct {
-	mu       sync.Mutex
+	mu       sync.Mutex // protects next
 	interval time.Duration
 	next     time.Time
 }

@@ -398,7 +398,7 @@ func TestLoadDuration(t *testing.T) {
 type forgetfulKV struct {
 	kvv1.UnimplementedKVServer
 	blackhole bool
-	mu        sync.Mutex
+	mu        sync.Mutex // protects clock and first
 	clock     int64
 	first     map[string]*kvv1.GetResponse
 }
